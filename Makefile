@@ -1,0 +1,52 @@
+# FakeLens: `make demo` sets up and runs train → convert → benchmark on a generated demo dataset;
+# `make test` runs the test suite. Both create .venv and install what is missing (apt too, as root).
+PYTHON_BIN ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+SHARED ?= ../shared
+KERAS_CACHE := $(HOME)/.keras/models
+IMAGENET := mobilenet_1_0_224_tf_no_top.h5
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: setup system-deps kotlin-deps weights demo test clean
+
+setup: system-deps $(VENV)/.installed
+
+# tflite-support's metadata module loads libusb-1.0 at import.
+system-deps:
+	@if ! ldconfig -p | grep -q 'libusb-1.0.so.0'; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null; \
+	  else echo "FakeLens needs the system library libusb-1.0-0: sudo apt-get install libusb-1.0-0" >&2; exit 1; fi; fi
+
+# The Android demo's Kotlin core is tested on the JVM: kotlinc from npm, JUnit 5 from Debian.
+kotlin-deps:
+	@if [ ! -f /usr/share/java/junit-platform-console-standalone.jar ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq junit5 >/dev/null; \
+	  else echo "the Kotlin tests need JUnit 5: sudo apt-get install junit5" >&2; exit 1; fi; fi
+	@if ! command -v kotlinc >/dev/null && [ ! -x "$$(npm root -g 2>/dev/null)/kotlin-compiler/bin/kotlinc" ]; then \
+	  npm install -g --silent kotlin-compiler@2.4.20; fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+# Keras looks in ~/.keras/models before downloading; offline, seed it from ../shared if present.
+weights:
+	@if [ ! -f "$(KERAS_CACHE)/$(IMAGENET)" ] && [ -f "$(SHARED)/weights/$(IMAGENET)" ]; then \
+	  mkdir -p "$(KERAS_CACHE)" && cp "$(SHARED)/weights/$(IMAGENET)" "$(KERAS_CACHE)/"; fi
+
+demo: setup weights
+	$(PY) -m train.demo_data demo_data
+	$(PY) -m train --config demo --data demo_data --out runs/demo --overwrite
+	$(PY) -m convert --run runs/demo --variants float32,int8
+	$(PY) -m benchmark --models runs/demo/export --data demo_data --out reports/demo
+
+test: setup weights kotlin-deps
+	$(PY) -m pytest tests -q
+	PYTHON=$(PY) bash android_demo/core/run_tests.sh
+
+clean:
+	rm -rf runs/demo reports/demo demo_data

@@ -1,0 +1,126 @@
+package fakelens.core
+
+import fakelens.core.Golden.double
+import fakelens.core.Golden.int
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNull
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.DynamicTest
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestFactory
+
+@Suppress("UNCHECKED_CAST")
+class ModelInfoTest {
+    private val sample = """
+        {"schema_version": 1, "model_name": "fakelens_gan_int8", "config": "gan", "variant": "int8",
+         "labels": ["real", "fake"], "threshold": 0.5, "ela_in_graph": false,
+         "preprocessing": {"schema_version": 1, "input_size": 224, "resize": "bilinear",
+           "ela": {"quality": 90, "scale": "auto", "resolution": "full"}, "format_control": null}}
+    """.trimIndent()
+
+    @Test
+    fun `parses the documented example`() {
+        val m = ModelInfo.parse(sample)
+        assertEquals("fakelens_gan_int8", m.modelName)
+        assertEquals("gan", m.config)
+        assertEquals("int8", m.variant)
+        assertEquals(listOf("real", "fake"), m.labels)
+        assertEquals(0.5, m.threshold)
+        assertFalse(m.elaInGraph)
+        assertEquals(Preprocessing(224, ElaParams(90, ElaScale.Auto, ElaResolution.FULL), null), m.preprocessing)
+        assertEquals(ElaParams(90), m.elaOnDevice)
+        assertEquals(1, m.fakeIndex)
+    }
+
+    /** Every fakelens.json make_golden.py wrote (from ela.Preprocessing.to_dict) maps onto ModelInfo. */
+    @TestFactory
+    fun `golden metadata documents`() = Golden.list("metadata").filter { it["container"] == null }.map { case ->
+        DynamicTest.dynamicTest(case["file"] as String) {
+            val m = ModelInfo.parse(Golden.bytes(case["file"] as String).toString(Charsets.UTF_8))
+            checkAgainst(m, case["expected"] as Map<String, Any?>)
+        }
+    }
+
+    @Test
+    fun `ela_in_graph means the app computes no ELA`() {
+        val m = ModelInfo.parse(sample.replace("\"ela_in_graph\": false", "\"ela_in_graph\": true"))
+        assertTrue(m.elaInGraph)
+        assertNull(m.elaOnDevice)
+        assertEquals(90, m.preprocessing.ela!!.quality)
+    }
+
+    @Test
+    fun `numeric scale, resized resolution, format control and swapped labels`() {
+        val m = ModelInfo.parse(
+            sample.replace("\"scale\": \"auto\"", "\"scale\": 15").replace("\"full\"", "\"resized\"")
+                .replace("\"format_control\": null", "\"format_control\": {\"quality_min\": 70, \"quality_max\": 95}")
+                .replace("[\"real\", \"fake\"]", "[\"fake\", \"real\"]"),
+        )
+        assertEquals(ElaParams(90, ElaScale.Fixed(15.0), ElaResolution.RESIZED), m.preprocessing.ela)
+        assertEquals(FormatControl(70, 95), m.preprocessing.formatControl)
+        assertEquals(0, m.fakeIndex)
+        assertEquals(1, m.realIndex)
+    }
+
+    @Test
+    fun `format control quality follows the python rule`() {
+        val fc = FormatControl(70, 95)
+        // 0x0000001a = 26 -> 70 + 26 % 26 = 70; 0xffffffff % 26 = 15 -> 85
+        assertEquals(70, fc.qualityFor("0000001a" + "0".repeat(56)))
+        assertEquals(70 + (0xffffffffL % 26).toInt(), fc.qualityFor("ffffffff" + "0".repeat(56)))
+        for (case in Golden.list("preprocessing").filter { it["fc_quality"] != null }) {
+            assertEquals(case.int("fc_quality"), fc.qualityFor(case["sha256"] as String))
+        }
+    }
+
+    @Test
+    fun `rejects what the app cannot honour, saying why`() {
+        fun bad(text: String, expect: String) {
+            val e = assertThrows<ModelInfoException> { ModelInfo.parse(text) }
+            assertTrue(e.message!!.contains(expect), "message '${e.message}' should mention '$expect'")
+        }
+        bad(sample.replace("\"schema_version\": 1, \"model", "\"schema_version\": 2, \"model"), "re-export")
+        bad(sample.replace("\"quality\": 90", "\"quality\": 0"), "quality")
+        bad(sample.replace("\"quality\": 90", "\"quality\": 90.5"), "integer")
+        bad(sample.replace("\"scale\": \"auto\"", "\"scale\": -1"), "scale")
+        bad(sample.replace("\"scale\": \"auto\"", "\"scale\": \"big\""), "scale")
+        bad(sample.replace("\"full\"", "\"half\""), "resolution")
+        bad(sample.replace("\"input_size\": 224", "\"input_size\": 16"), "input_size")
+        bad(sample.replace("\"bilinear\"", "\"bicubic\""), "bilinear")
+        bad(sample.replace("\"threshold\": 0.5", "\"threshold\": 1.5"), "threshold")
+        bad(sample.replace("[\"real\", \"fake\"]", "[\"real\"]"), "labels")
+        bad(sample.replace("\"ela_in_graph\": false", "\"ela_in_graph\": \"no\""), "ela_in_graph")
+        bad(sample.replace("\"format_control\": null", "\"format_control\": {\"quality_min\": 90, \"quality_max\": 80}"), "format-control")
+        bad(sample.dropLast(1), "not valid JSON")
+        bad("[]", "object")
+    }
+
+    companion object {
+        fun checkAgainst(m: ModelInfo, e: Map<String, Any?>) {
+            assertEquals(e.int("schema_version"), m.schemaVersion)
+            assertEquals(e["model_name"], m.modelName)
+            assertEquals(e["config"], m.config)
+            assertEquals(e["variant"], m.variant)
+            assertEquals(e["labels"], m.labels)
+            assertEquals(e.double("threshold"), m.threshold)
+            assertEquals(e["ela_in_graph"], m.elaInGraph)
+            val p = e["preprocessing"] as Map<String, Any?>
+            assertEquals(p.int("input_size"), m.preprocessing.inputSize)
+            assertEquals(p["resize"], m.preprocessing.resize)
+            val ela = p["ela"] as Map<String, Any?>?
+            if (ela == null) assertNull(m.preprocessing.ela) else {
+                val got = m.preprocessing.ela!!
+                assertEquals(ela.int("quality"), got.quality)
+                assertEquals(ela["resolution"], got.resolution.json)
+                when (val s = ela["scale"]) {
+                    "auto" -> assertEquals(ElaScale.Auto, got.scale)
+                    else -> assertEquals(ElaScale.Fixed((s as Number).toDouble()), got.scale)
+                }
+            }
+            val fc = p["format_control"] as Map<String, Any?>?
+            if (fc == null) assertNull(m.preprocessing.formatControl)
+            else assertEquals(FormatControl(fc.int("quality_min"), fc.int("quality_max")), m.preprocessing.formatControl)
+        }
+    }
+}

@@ -1,0 +1,50 @@
+"""`python -m convert`: export a training run to .tflite (float32/float16/dynamic/int8) with metadata.
+
+Example:
+  python -m convert --run runs/gan --variants float32,int8
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags  # noqa: E402
+
+from train.cli import main_entry, run_main  # noqa: E402
+
+VARIANTS = ("float32", "float16", "dynamic", "int8")
+FLAGS = flags.FLAGS
+flags.DEFINE_string("run", None, "Training run folder (from `python -m train`).")
+flags.DEFINE_string("out", None, "Output folder for the .tflite files (default: <run>/export).")
+flags.DEFINE_list("variants", list(VARIANTS), f"Which of {','.join(VARIANTS)} to export.")
+flags.DEFINE_string("data", None, "Dataset for calibration and checks (default: the run's own).")
+flags.DEFINE_float("threshold", 0.5, "Score threshold written into the metadata: fake when p(fake) >= it.")
+flags.DEFINE_integer("check_images", 100, "Validation images for the float-vs-quantised agreement check.")
+flags.DEFINE_string("show", None, "Print the FakeLens metadata of a .tflite file and exit.")
+flags.DEFINE_bool("debug", False, "Show full tracebacks.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    unknown = set(FLAGS.variants) - set(VARIANTS)
+    if unknown:
+        raise app.UsageError(f"unknown variant(s) {', '.join(sorted(unknown))}; choose from {','.join(VARIANTS)}")
+
+    def job():
+        import json
+        from convert.metadata import read_model_info
+        if FLAGS.show:
+            print(json.dumps(read_model_info(FLAGS.show).to_json(), indent=2))
+            return
+        if not FLAGS.run:
+            raise ValueError("--run is required: the training run folder to convert")
+        from convert.export import export_run, format_report
+        reports = export_run(FLAGS.run, FLAGS.out, FLAGS.variants, FLAGS.data, FLAGS.threshold, FLAGS.check_images)
+        print(format_report(reports))
+
+    return run_main(job, FLAGS.debug)
+
+
+if __name__ == "__main__":
+    main_entry(main)

@@ -1,0 +1,172 @@
+"""From a training run to .tflite files: float32, float16, dynamic-range and full-integer int8.
+
+int8 is calibrated on images of the run's own training split, preprocessed exactly as in
+training (ELA included), and forced to integer-only builtin ops with uint8 input/output, so a
+phone's int8 delegate never meets a silent float fallback. Every file gets FakeLens metadata.
+After converting, each file is checked: its ops' types, its I/O types, its size, and how often
+it agrees with float32 on validation images.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+
+from convert.metadata import ModelInfo, write_metadata  # noqa: E402
+from convert.runtime import TfliteModel  # noqa: E402
+from train.configs import TrainConfig  # noqa: E402
+from train.data import DataError, Record, load_records, preprocess_records, select  # noqa: E402
+from train.io import atomic_write_bytes, atomic_write_json  # noqa: E402
+
+VARIANTS = ("float32", "float16", "dynamic", "int8")
+FLOAT_TYPES = (np.float32, np.float16)
+
+
+class RunError(ValueError):
+    """A run folder that cannot be converted."""
+
+
+@dataclass
+class Run:
+    folder: Path
+    config: TrainConfig
+    summary: dict
+    model: tf_keras.Model
+
+    @property
+    def name(self) -> str:
+        return self.folder.resolve().name
+
+
+def load_run(folder: str | Path) -> Run:
+    folder = Path(folder)
+    config_file, model_file = folder / "config.json", folder / "model.keras"
+    if not config_file.is_file():
+        raise RunError(f"{folder}: no config.json — not a FakeLens run folder (train one with `python -m train`)")
+    if not model_file.is_file():
+        raise RunError(f"{folder}: no model.keras — the training run did not finish; run `python -m train` again")
+    summary = json.loads(config_file.read_text())
+    try:
+        config = TrainConfig.from_dict(summary["config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise RunError(f"{config_file}: config from an incompatible FakeLens version ({err}) — retrain") from None
+    model = tf_keras.models.load_model(model_file, compile=False, safe_mode=True)
+    return Run(folder, config, summary, model)
+
+
+def interleave(records: list[Record], n: int) -> list[Record]:
+    """Up to n records taken round-robin over sources, so calibration sees every source."""
+    by_source: dict[str, list[Record]] = {}
+    for r in records:
+        by_source.setdefault(r.source, []).append(r)
+    out, i = [], 0
+    while len(out) < n and any(i < len(v) for v in by_source.values()):
+        out.extend(v[i] for v in by_source.values() if i < len(v))
+        i += 1
+    return out[:n]
+
+
+def to_tflite(model: tf_keras.Model, variant: str, calibration: np.ndarray | None = None) -> bytes:
+    """Convert a Keras model; `calibration` (uint8 images) is required for int8."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant == "int8":
+        if calibration is None or not len(calibration):
+            raise ValueError("int8 conversion needs calibration images")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([img[None].astype(np.float32)] for img in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    elif variant != "float32":
+        raise ValueError(f"unknown variant {variant!r} — choose from {VARIANTS}")
+    return converter.convert()
+
+
+def float_ops(model: bytes) -> list[str]:
+    """Names of ops that read or write a float tensor (empty for a true integer-only model)."""
+    interp = TfliteModel(model).interpreter
+    dtypes = {t["index"]: t["dtype"] for t in interp.get_tensor_details()}
+    found = []
+    for op in interp._get_ops_details():  # the public API has no op listing
+        tensors = [i for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0]
+        if any(dtypes.get(i) in FLOAT_TYPES for i in tensors):
+            found.append(op["op_name"])
+    return found
+
+
+def agreement(reference: TfliteModel, other: TfliteModel, images: np.ndarray, threshold: float) -> dict:
+    """How closely `other` follows `reference` on `images`: decision agreement and p(fake) gaps."""
+    p_ref = reference.probabilities(images)[:, 1]
+    p_other = other.probabilities(images)[:, 1]
+    gap = np.abs(p_ref - p_other)
+    return {"n": int(len(images)), "decision_agreement": float(np.mean((p_ref >= threshold) == (p_other >= threshold))),
+            "mean_abs_diff": float(gap.mean()), "max_abs_diff": float(gap.max())}
+
+
+def export_run(folder: str | Path, out: str | Path | None = None, variants=VARIANTS, data: str | None = None,
+               threshold: float = 0.5, check_images: int = 100) -> list[dict]:
+    """Convert the run in `folder` to each variant under `out` (default folder/export)."""
+    run = load_run(folder)
+    out = Path(out) if out else run.folder / "export"
+    cfg = run.config
+    prep = cfg.preprocessing()
+    data = data or run.summary["data"]["path"]
+    records = load_records(data)
+    calibration = val = None
+    if "int8" in variants:
+        calib_recs = interleave(select(records, cfg.sources, ["train"]), cfg.calibration_size)
+        if not calib_recs:
+            raise DataError(f"{data}: no training images of {', '.join(cfg.sources)} to calibrate int8 with")
+        calibration, *_ = preprocess_records(calib_recs, prep, "calibration images")
+    val, *_ = preprocess_records(interleave(select(records, cfg.sources, ["val"]), check_images), prep, "check images")
+
+    reports, reference = [], None
+    for variant in variants:
+        print(f"converting {run.name} → {variant}")
+        info = ModelInfo(name=f"{run.name}_{variant}", preprocessing=prep, config=cfg.name, variant=variant,
+                         threshold=threshold, description=f"FakeLens {cfg.description} ({variant}).",
+                         extra={"protocol": cfg.protocol, "run": run.name,
+                                "data_counts": run.summary["data"].get("counts", {})})
+        model_bytes = write_metadata(to_tflite(run.model, variant, calibration), info)
+        path = out / f"{run.name}_{variant}.tflite"
+        atomic_write_bytes(path, model_bytes)
+        tfl = TfliteModel(model_bytes)
+        report = {"variant": variant, "path": str(path), "size_bytes": len(model_bytes),
+                  "input_dtype": np.dtype(tfl.input["dtype"]).name, "output_dtype": np.dtype(tfl.output["dtype"]).name,
+                  "float_ops": sorted(set(float_ops(model_bytes)))}
+        if variant == "int8" and report["float_ops"]:
+            raise RuntimeError(f"{path}: int8 model still has float ops {report['float_ops']} — "
+                               f"this is a converter fallback, not an integer-only model")
+        if reference is None and variant == "float32":
+            reference = tfl
+        if reference is not None and len(val):
+            report["vs_float32"] = agreement(reference, tfl, val, threshold)
+        reports.append(report)
+    atomic_write_json(out / "conversion.json", reports)
+    return reports
+
+
+def format_report(reports: list[dict]) -> str:
+    """The conversion summary as a Markdown table."""
+    lines = ["| variant | size (KiB) | input | output | float ops | agrees with float32 | mean abs Δp(fake) |",
+             "|---|---:|---|---|---|---:|---:|"]
+    for r in reports:
+        vs = r.get("vs_float32")
+        agrees = f"{vs['decision_agreement']:.3f} (n={vs['n']})" if vs else "–"
+        gap = f"{vs['mean_abs_diff']:.4f}" if vs else "–"
+        ops = "none" if not r["float_ops"] else len(r["float_ops"])
+        lines.append(f"| {r['variant']} | {r['size_bytes'] / 1024:.0f} | {r['input_dtype']} | {r['output_dtype']} | "
+                     f"{ops} | {agrees} | {gap} |")
+    return "\n".join(lines)

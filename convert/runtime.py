@@ -1,0 +1,55 @@
+"""Running a .tflite with the ai-edge-litert interpreter, quantisation handled in one place."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from convert.metadata import MetadataError
+
+
+class TfliteModel:
+    """A loaded .tflite classifier: `probabilities(x)` maps uint8 images (N, S, S, 3) to float
+    softmax rows (N, 2), quantising the input and dequantising the output as the file says."""
+
+    def __init__(self, model: str | Path | bytes, num_threads: int = 1):
+        content = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+        try:
+            self.interpreter = Interpreter(model_content=bytes(content), num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except ValueError as err:
+            raise MetadataError(f"{model if not isinstance(model, (bytes, bytearray)) else '<model bytes>'}: "
+                                f"the interpreter cannot load it ({err})") from None
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.input_size = int(self.input["shape"][1])
+
+    def _quantise(self, x: np.ndarray) -> np.ndarray:
+        dtype = self.input["dtype"]
+        if dtype == np.float32:
+            return x.astype(np.float32)
+        scale, zero = self.input["quantization"]
+        if scale in (0.0, 1.0) and zero == 0 and dtype == np.uint8:
+            return x.astype(np.uint8)
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(x.astype(np.float64) / scale + zero), info.min, info.max).astype(dtype)
+
+    def _dequantise(self, y: np.ndarray) -> np.ndarray:
+        if self.output["dtype"] == np.float32:
+            return y.astype(np.float32)
+        scale, zero = self.output["quantization"]
+        return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
+
+    def invoke(self, image: np.ndarray) -> np.ndarray:
+        """One image (S, S, 3) → its raw output row; used by latency measurements."""
+        self.interpreter.set_tensor(self.input["index"], self._quantise(image[None]))
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"])[0]
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        if images.ndim != 4 or images.shape[1:3] != (self.input_size, self.input_size):
+            raise ValueError(f"images of shape {images.shape[1:3]} given to a model whose input is "
+                             f"{self.input_size}x{self.input_size}")
+        return np.stack([self._dequantise(self.invoke(img)) for img in images]) if len(images) else \
+            np.zeros((0, 2), np.float32)

@@ -1,0 +1,83 @@
+"""Shared fixtures. The shared data lives at ../shared (read-only); tests that need it skip only
+when it is absent, which never happens in CI. Keras' weight cache is seeded from the shared
+ImageNet file, as it would be by a download."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+from ela import ElaParams  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SHARED_DATA = SHARED / "data"
+IMAGENET_FILE = "mobilenet_1_0_224_tf_no_top.h5"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "MANIFEST.csv").is_file():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def imagenet_cache() -> Path:
+    """~/.keras/models/ holding the ImageNet MobileNet file (copied from ../shared/weights)."""
+    cache = Path.home() / ".keras" / "models"
+    target = cache / IMAGENET_FILE
+    if not target.is_file():
+        source = SHARED / "weights" / IMAGENET_FILE
+        if not source.is_file():
+            pytest.skip("ImageNet weights are neither cached nor in ../shared/weights")
+        cache.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    from train.demo_data import make_demo_dataset
+    return make_demo_dataset(tmp_path_factory.mktemp("demo_data")).parent
+
+
+TINY_ELA = ElaParams(quality=85, scale=20.0, resolution="resized")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, demo_data) -> Path:
+    """A small ELA model (alpha 0.25, 96 px, random init) trained for 2 epochs on the demo data."""
+    from train.configs import get_config
+    from train.run import train_run
+    cfg = dataclasses.replace(get_config("demo"), alpha=0.25, input_size=96, weights="none", epochs=2,
+                              ela=TINY_ELA, calibration_size=16, batch_size=16)
+    return train_run(cfg, demo_data, tmp_path_factory.mktemp("runs") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run) -> dict:
+    """float32 and int8 exports of the tiny run, with the conversion report."""
+    from convert.export import export_run
+    reports = export_run(tiny_run, variants=("float32", "int8"), check_images=24)
+    return {r["variant"]: r for r in reports}
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run `python -m <stage> ...` as a user would; returns the finished process."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    """The lines of stderr that are FakeLens' own messages (TensorFlow's start-up chatter removed)."""
+    return [line for line in proc.stderr.splitlines() if line.startswith("error:")]

@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+
+from convert.export import float_ops
+from convert.metadata import MetadataError, ModelInfo, read_model_info, write_metadata
+from convert.runtime import TfliteModel
+from ela import ElaParams, FormatControl, Preprocessing
+from tests.conftest import TINY_ELA, error_lines, run_cli
+
+
+@pytest.fixture(scope="module")
+def small_float_model() -> bytes:
+    """A minimal image → 2-way softmax .tflite without metadata (a graph this small converts fast)."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 64, 64, 3], tf.float32)])
+    def classify(x):
+        mean = tf.reduce_mean(x, axis=[1, 2, 3])[:, None] / 255.0
+        return tf.nn.softmax(tf.concat([mean, 1 - mean], axis=1))
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([classify.get_concrete_function()], classify).convert()
+
+
+def test_int8_export_has_uint8_io_and_integer_only_ops(tiny_export):
+    report = tiny_export["int8"]
+    assert report["input_dtype"] == "uint8" and report["output_dtype"] == "uint8"
+    assert report["float_ops"] == []
+    content = open(report["path"], "rb").read()
+    assert float_ops(content) == []
+    model = TfliteModel(content)
+    assert model.input["quantization"] == (1.0, 0)  # raw pixels go straight in
+    assert tiny_export["float32"]["float_ops"]  # the check does see float ops where they are
+
+
+def test_int8_agrees_with_float32_on_validation_images(tiny_export):
+    vs = tiny_export["int8"]["vs_float32"]
+    assert vs["n"] > 0 and vs["decision_agreement"] >= 0.9 and vs["mean_abs_diff"] < 0.1
+
+
+def test_exported_metadata_round_trips_preprocessing(tiny_export):
+    for variant, report in tiny_export.items():
+        info = read_model_info(report["path"])
+        assert info.variant == variant and info.config == "demo"
+        assert info.preprocessing == Preprocessing(96, ela=TINY_ELA)
+        assert info.labels == ("real", "fake") and info.threshold == 0.5
+        assert "FakeLens" in info.description
+
+
+def test_metadata_round_trip_of_every_field(small_float_model):
+    info = ModelInfo(name="m", config="gan_sd_ela", variant="float32", threshold=0.37,
+                     preprocessing=Preprocessing(64, ela=ElaParams(80, "auto", "full"), format_control=FormatControl(72, 91)),
+                     extra={"protocol": "controlled"})
+    back = read_model_info(write_metadata(small_float_model, info))
+    assert back == info
+    # the standard tflite-support reader sees labels and normalisation too
+    from tensorflow_lite_support.metadata.python import metadata as md
+    displayer = md.MetadataDisplayer.with_model_buffer(write_metadata(small_float_model, info))
+    assert set(displayer.get_packed_associated_file_list()) == {"fakelens.json", "labels.txt"}
+    assert displayer.get_associated_file_buffer("labels.txt") == b"real\nfake\n"
+    assert '"std": [\n              1.0' in displayer.get_metadata_json() or '"std"' in displayer.get_metadata_json()
+
+
+def test_model_without_metadata_or_not_a_model_is_a_clear_error(small_float_model, tmp_path):
+    with pytest.raises(MetadataError, match="no TFLite metadata"):
+        read_model_info(small_float_model)
+    with pytest.raises(MetadataError, match="not a TensorFlow Lite model"):
+        read_model_info(b"PK\x03\x04 this is a zip, not a model")
+    with pytest.raises(MetadataError, match="no such model file"):
+        read_model_info(tmp_path / "absent.tflite")
+    bare = tmp_path / "bare.tflite"
+    bare.write_bytes(small_float_model)
+    proc = run_cli("convert", "--show", str(bare))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = error_lines(proc)
+    assert "bare.tflite" in line and "python -m convert" in line
+
+
+def test_convert_rejects_a_folder_that_is_not_a_run(tmp_path):
+    proc = run_cli("convert", "--run", str(tmp_path))
+    assert proc.returncode == 2
+    (line,) = error_lines(proc)
+    assert "config.json" in line

@@ -1,0 +1,60 @@
+"""`python -m train`: train a FakeLens detector from a named config.
+
+Example:
+  python -m train --config gan --data ../shared/data --out runs/gan
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags
+
+from train.cli import main_entry, run_main
+from train.configs import CONFIGS, get_config
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("config", "demo", list(CONFIGS), "Named experiment config.")
+flags.DEFINE_string("data", "demo_data", "Dataset: a folder with MANIFEST.csv, or a manifest CSV.")
+flags.DEFINE_string("out", None, "Run folder to create (default: runs/<config>).")
+flags.DEFINE_integer("epochs", None, "Override the config's epoch count.")
+flags.DEFINE_integer("batch_size", None, "Override the batch size.")
+flags.DEFINE_float("alpha", None, "Override the MobileNet width multiplier.")
+flags.DEFINE_integer("input_size", None, "Override the square input size in pixels.")
+flags.DEFINE_string("weights", None, "'imagenet' (Keras cache/download), 'none', or a path to a no-top .h5 file.")
+flags.DEFINE_integer("unfreeze", None, "Override how many of MobileNet's last layers are trainable.")
+flags.DEFINE_float("dropout", None, "Override the dropout rate before the classifier.")
+flags.DEFINE_float("learning_rate", None, "Override Adam's learning rate.")
+flags.DEFINE_integer("max_per_source", None, "Use at most this many images per source and split.")
+flags.DEFINE_enum("protocol", None, ["as_is", "controlled"],
+                  "as_is: files as they are; controlled: resize + JPEG re-encode every image (format bias removed).")
+flags.DEFINE_integer("seed", None, "Random seed.")
+flags.DEFINE_bool("overwrite", False, "Replace a finished run in --out.")
+flags.DEFINE_bool("list_configs", False, "Print the named configs and exit.")
+flags.DEFINE_bool("debug", False, "Show full tracebacks.")
+
+OVERRIDES = ("epochs", "batch_size", "alpha", "input_size", "weights", "unfreeze", "dropout", "learning_rate",
+             "max_per_source", "protocol", "seed")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.list_configs:
+        for name, cfg in CONFIGS.items():
+            print(f"{name:16s} {cfg.description}")
+        return 0
+
+    def job():
+        from train.run import train_run  # TensorFlow loads only when there is work
+        cfg = get_config(FLAGS.config)
+        cfg = dataclasses.replace(cfg, **{k: FLAGS[k].value for k in OVERRIDES if FLAGS[k].value is not None})
+        train_run(cfg, FLAGS.data, FLAGS.out or f"runs/{cfg.name}", FLAGS.overwrite)
+
+    return run_main(job, FLAGS.debug)
+
+
+if __name__ == "__main__":
+    main_entry(main)

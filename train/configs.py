@@ -1,0 +1,94 @@
+"""Named experiment configs: the paper's four models (plus its dropout variant) and the demo.
+
+All paper configs use MobileNet V1 (alpha 1.0, 224×224, ImageNet init) and Adam at lr 1e-4,
+as in the study. A config is a plain dataclass; flags override fields; the resolved config is
+saved as config.json next to the run, so a run folder says exactly how it was made.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional
+
+from ela import ElaParams, FormatControl, Preprocessing
+
+GAN_SOURCES = ("real_ciplab", "gan_faces")
+SD_SOURCES = ("real_scenes", "sd11_scenes")
+PROTOCOLS = ("as_is", "controlled")
+
+
+@dataclass
+class TrainConfig:
+    name: str
+    description: str
+    sources: tuple[str, ...]
+    unfreeze: int  # last N layers of MobileNet trainable (the head always is)
+    dropout: float = 0.0
+    ela: Optional[ElaParams] = None
+    protocol: str = "as_is"  # "controlled": the format-controlled protocol (ela.FormatControl)
+    input_size: int = 224
+    alpha: float = 1.0
+    weights: str = "imagenet"  # "imagenet", "none" (random init) or a path to an .h5 file
+    learning_rate: float = 1e-4
+    epochs: int = 10
+    batch_size: int = 32
+    seed: int = 0
+    max_per_source: Optional[int] = None  # cap per source and split, for quick runs
+    calibration_size: int = 100  # images of the train split for int8 calibration in convert
+
+    def __post_init__(self):
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.unfreeze < 0:
+            raise ValueError(f"unfreeze must be >= 0, got {self.unfreeze}")
+
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(input_size=self.input_size, ela=self.ela,
+                             format_control=FormatControl() if self.protocol == "controlled" else None)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["sources"] = list(self.sources)
+        d["ela"] = self.ela.to_dict() if self.ela else None
+        d["preprocessing"] = self.preprocessing().to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        kwargs["sources"] = tuple(kwargs["sources"])
+        kwargs["ela"] = ElaParams.from_dict(d["ela"]) if d.get("ela") else None
+        return cls(**kwargs)
+
+
+ELA_90 = ElaParams(quality=90, scale="auto", resolution="full")
+
+CONFIGS: dict[str, TrainConfig] = {
+    c.name: c
+    for c in [
+        TrainConfig("gan", "Paper model 1: real + GAN faces, last 10 layers unfrozen", GAN_SOURCES, unfreeze=10),
+        TrainConfig("gan_ela", "Paper model 2: real + GAN faces through ELA, last 20 layers unfrozen",
+                    GAN_SOURCES, unfreeze=20, ela=ELA_90),
+        TrainConfig("gan_sd", "Paper model 3: real + GAN + Stable Diffusion, last 10 layers unfrozen",
+                    GAN_SOURCES + SD_SOURCES, unfreeze=10),
+        TrainConfig("gan_sd_dropout", "Paper model 3, dropout-0.5 variant", GAN_SOURCES + SD_SOURCES,
+                    unfreeze=10, dropout=0.5),
+        TrainConfig("gan_sd_ela", "Paper model 4: real + GAN + SD through ELA, last 20 layers unfrozen",
+                    GAN_SOURCES + SD_SOURCES, unfreeze=20, ela=ELA_90),
+        TrainConfig("demo", "Demo on the synthetic dataset (numbers mean nothing about real deepfakes)",
+                    GAN_SOURCES + SD_SOURCES, unfreeze=10, epochs=4, calibration_size=50),
+    ]
+}
+
+# Which paper column (Tables 1–2) each config reproduces.
+PAPER_COLUMN = {"gan": "gan", "gan_ela": "gan_ela", "gan_sd": "gan_sd", "gan_sd_dropout": "gan_sd",
+                "gan_sd_ela": "gan_sd_ela", "demo": "gan_sd"}
+
+
+def get_config(name: str) -> TrainConfig:
+    if name not in CONFIGS:
+        raise ValueError(f"unknown config {name!r} — choose one of: {', '.join(CONFIGS)}")
+    return dataclasses.replace(CONFIGS[name])

@@ -1,0 +1,200 @@
+"""Datasets: records from a manifest CSV or a folder tree, content-hash splits, preprocessing.
+
+A record is one image file with its label, source and split. Splits come from the file's
+sha256, so identical files always land in the same split and cannot leak from train to test,
+and re-running on the same files gives the same split.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from ela import ImageError, Preprocessing
+from train.io import atomic_write_text
+
+LABELS = ("real", "fake")  # class index 0 = real, 1 = fake
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+REQUIRED_COLUMNS = ("path", "label", "source")
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used as given; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Record:
+    path: Path
+    label: str
+    source: str
+    split: str
+    sha256: str
+
+    @property
+    def y(self) -> int:
+        return LABELS.index(self.label)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def hash_split(sha256_hex: str, val: float = 0.15, test: float = 0.15) -> str:
+    """Deterministic split from a content hash: the first 8 hex digits as a fraction in [0, 1)."""
+    u = int(sha256_hex[:8], 16) / 16**8
+    return "test" if u < test else "val" if u < test + val else "train"
+
+
+def _inside(root: Path, rel: str) -> Path:
+    path = (root / rel).resolve()
+    if os.path.isabs(rel) or not path.is_relative_to(root.resolve()):
+        raise DataError(f"manifest path {rel!r} points outside the dataset root {root} — use paths relative to it")
+    return path
+
+
+def load_manifest(manifest: str | Path, root: str | Path | None = None) -> list[Record]:
+    """Records from a CSV with columns path,label,source[,split][,sha256]; paths are relative
+    to `root` (default: the manifest's folder). Rows without a split get a hash split."""
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise DataError(f"{manifest}: manifest not found — pass a CSV with columns {','.join(REQUIRED_COLUMNS)}")
+    root = Path(root) if root else manifest.parent
+    with open(manifest, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{manifest}: missing column(s) {', '.join(missing)} — "
+                            f"the header needs {','.join(REQUIRED_COLUMNS)}[,split]")
+        records, seen = [], set()
+        for lineno, row in enumerate(reader, start=2):
+            label = row["label"].strip().lower()
+            if label not in LABELS:
+                raise DataError(f"{manifest}:{lineno}: unknown label {row['label']!r} — use one of {LABELS}")
+            rel = row["path"].strip()
+            if rel in seen:
+                raise DataError(f"{manifest}:{lineno}: duplicate row for {rel!r} — keep one")
+            seen.add(rel)
+            path = _inside(root, rel)
+            sha = (row.get("sha256") or "").strip() or (file_sha256(path) if path.is_file() else "0" * 64)
+            split = (row.get("split") or "").strip() or hash_split(sha)
+            if split not in SPLITS:
+                raise DataError(f"{manifest}:{lineno}: unknown split {split!r} — use one of {SPLITS}")
+            records.append(Record(path, label, row["source"].strip(), split, sha))
+    if not records:
+        raise DataError(f"{manifest}: no rows — add one row per image")
+    return records
+
+
+def scan_folders(root: str | Path, source_labels: dict[str, str]) -> list[Record]:
+    """Records from ROOT/<source>/** image files, labelled by `source_labels` (source → label);
+    splits from content hashes."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found")
+    records = []
+    for source, label in sorted(source_labels.items()):
+        if label not in LABELS:
+            raise DataError(f"source {source!r}: unknown label {label!r} — use one of {LABELS}")
+        folder = root / source
+        if not folder.is_dir():
+            raise DataError(f"{folder}: source folder not found — expected ROOT/<source>/ with images")
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        for path in files:
+            sha = file_sha256(path)
+            records.append(Record(path, label, source, hash_split(sha), sha))
+    if not records:
+        raise DataError(f"{root}: no image files under {', '.join(sorted(source_labels))}")
+    return records
+
+
+def load_records(data: str | Path, source_labels: dict[str, str] | None = None) -> list[Record]:
+    """A dataset given as a manifest CSV, or a folder holding MANIFEST.csv, or (with
+    `source_labels`) a folder tree of sources."""
+    data = Path(data)
+    if data.is_file():
+        return load_manifest(data)
+    if (data / "MANIFEST.csv").is_file() and not source_labels:
+        return load_manifest(data / "MANIFEST.csv")
+    if source_labels:
+        return scan_folders(data, source_labels)
+    if not data.exists():
+        raise DataError(f"{data}: no such dataset — give a folder with MANIFEST.csv, a manifest CSV, "
+                        f"or a folder of sources with a source→label map")
+    raise DataError(f"{data}: no MANIFEST.csv here — add one, or give the source→label map")
+
+
+def select(records: Iterable[Record], sources: Sequence[str] | None = None, splits: Sequence[str] | None = None,
+           max_per_source: int | None = None) -> list[Record]:
+    """Records of the given sources and splits, sorted by hash within each source (a stable,
+    content-defined order); at most `max_per_source` of each source and split."""
+    chosen: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        if (sources is None or r.source in sources) and (splits is None or r.split in splits):
+            chosen.setdefault((r.source, r.split), []).append(r)
+    out = []
+    for key in sorted(chosen):
+        group = sorted(chosen[key], key=lambda r: (r.sha256, str(r.path)))
+        out.extend(group[:max_per_source] if max_per_source else group)
+    return out
+
+
+def balance(records: Sequence[Record]) -> list[Record]:
+    """A 50:50 real/fake subset: the first min(n_real, n_fake) of each class in hash order."""
+    real = sorted((r for r in records if r.label == "real"), key=lambda r: r.sha256)
+    fake = sorted((r for r in records if r.label == "fake"), key=lambda r: r.sha256)
+    n = min(len(real), len(fake))
+    return real[:n] + fake[:n]
+
+
+@dataclass
+class Skipped:
+    path: Path
+    reason: str
+
+
+def preprocess_records(records: Sequence[Record], prep: Preprocessing, desc: str = "preprocess",
+                       workers: int | None = None) -> tuple[np.ndarray, np.ndarray, list[Record], list[Skipped]]:
+    """Decode and preprocess every record once (threads: Pillow releases the GIL while coding).
+    Returns x uint8 (N, S, S, 3), y int (N,), the records kept, and the skipped files with reasons."""
+
+    def one(r: Record):
+        try:
+            return prep.load(r.path)
+        except ImageError as err:
+            return err
+
+    workers = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(tqdm(pool.map(one, records), total=len(records), desc=desc, unit="img", leave=False))
+    kept, arrays, skipped = [], [], []
+    for r, out in zip(records, results):
+        if isinstance(out, ImageError):
+            skipped.append(Skipped(r.path, str(out)))
+        else:
+            kept.append(r)
+            arrays.append(out)
+    size = prep.input_size
+    x = np.stack(arrays) if arrays else np.zeros((0, size, size, 3), np.uint8)
+    y = np.array([r.y for r in kept], dtype=np.int64)
+    return x, y, kept, skipped
+
+
+def write_skipped(skipped: Sequence[Skipped], path: Path) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["path", "reason"])
+    writer.writerows([str(s.path), s.reason] for s in skipped)
+    atomic_write_text(path, buf.getvalue())

@@ -1,0 +1,89 @@
+"""The detector: Keras MobileNet V1 (ImageNet init) + global pooling, dropout and a 2-way softmax.
+
+The model takes RGB pixel values 0..255 (float) and rescales them itself to MobileNet's
+[-1, 1], so the exported .tflite needs no normalisation on the phone and its int8 variant
+takes uint8 pixels directly.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import tf_keras  # noqa: E402
+
+KERAS_WEIGHTS_DIR = Path.home() / ".keras" / "models"
+
+
+class WeightsError(RuntimeError):
+    """ImageNet weights could not be found or fetched; the message says where to put them."""
+
+
+def imagenet_weights_file(alpha: float, input_size: int) -> str:
+    """The file name Keras downloads and caches for MobileNet V1 without top."""
+    alpha_text = {0.25: "2_5", 0.5: "5_0", 0.75: "7_5", 1.0: "1_0"}.get(alpha)
+    if alpha_text is None:
+        raise WeightsError(f"no ImageNet MobileNet V1 weights exist for alpha={alpha}; use 0.25, 0.5, 0.75 or 1.0, "
+                           f"or --weights none")
+    size = input_size if input_size in (128, 160, 192, 224) else 224
+    return f"mobilenet_{alpha_text}_{size}_tf_no_top.h5"
+
+
+def build_model(input_size: int = 224, alpha: float = 1.0, weights: str = "imagenet",
+                unfreeze: int = 10, dropout: float = 0.0) -> tf_keras.Model:
+    """MobileNet V1 classifier for (None, input_size, input_size, 3) float pixels 0..255 →
+    (None, 2) softmax [p_real, p_fake].
+
+    weights: "imagenet" (Keras' own download/cache path), "none" (random init) or a path to a
+    no-top .h5 weights file. The last `unfreeze` layers of MobileNet are trainable, the rest
+    frozen (frozen batch-norm layers run in inference mode); the head is always trainable.
+    """
+    inputs = tf_keras.Input((input_size, input_size, 3), name="image")
+    scaled = tf_keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
+    keras_weights = None if weights in ("none", "", None) else weights
+    if keras_weights not in (None, "imagenet") and not Path(keras_weights).is_file():
+        raise WeightsError(f"{keras_weights}: weights file not found — pass an existing .h5 path, 'imagenet' or 'none'")
+    if keras_weights == "imagenet":
+        imagenet_weights_file(alpha, input_size)  # validates alpha before Keras tries to fetch
+    try:
+        base = tf_keras.applications.MobileNet(input_tensor=scaled, include_top=False, alpha=alpha,
+                                               weights=keras_weights)
+    except Exception as err:  # Keras raises a bare Exception when the download fails
+        if keras_weights != "imagenet" or "URL fetch failure" not in str(err):
+            raise
+        name = imagenet_weights_file(alpha, input_size)
+        raise WeightsError(f"ImageNet weights {name} are not in {KERAS_WEIGHTS_DIR} and could not be downloaded "
+                           f"(offline?) — copy the file there (e.g. from ../shared/weights/) or pass --weights PATH") from None
+    mobilenet_layers = base.layers[2:]  # after the input and the rescaling layer
+    if unfreeze > len(mobilenet_layers):
+        raise ValueError(f"unfreeze={unfreeze} exceeds MobileNet's {len(mobilenet_layers)} layers")
+    for i, layer in enumerate(mobilenet_layers):
+        layer.trainable = i >= len(mobilenet_layers) - unfreeze
+    x = tf_keras.layers.GlobalAveragePooling2D(name="pool")(base.output)
+    x = tf_keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = tf_keras.layers.Dense(2, activation="softmax", name="real_fake")(x)
+    return tf_keras.Model(inputs, outputs, name="fakelens_mobilenet_v1")
+
+
+def mobilenet_trainable_count(model: tf_keras.Model) -> int:
+    """How many MobileNet layers (head excluded) are trainable."""
+    head = {"pool", "dropout", "real_fake", "image", "to_unit_range"}
+    return sum(1 for layer in model.layers if layer.name not in head and layer.trainable)
+
+
+def split_frozen_trunk(model: tf_keras.Model) -> tuple[tf_keras.Model, tf_keras.Model]:
+    """Split the chain model at its first trainable layer into (trunk, tail), sharing layers.
+
+    The trunk is frozen, so its output for an image never changes during training: it can be
+    computed once per image and the tail trained on those activations, which gives the same
+    training as the whole model (no augmentation) at a fraction of the cost. Training the tail
+    trains the shared layers of `model`.
+    """
+    layers = model.layers
+    first = next(i for i in range(2, len(layers)) if layers[i].trainable)  # after input + rescaling
+    trunk = tf_keras.Model(model.input, layers[first - 1].output, name="frozen_trunk")
+    tail_input = tf_keras.Input(trunk.output_shape[1:], name="trunk_features")
+    x = tail_input
+    for layer in layers[first:]:
+        x = layer(x, training=False) if isinstance(layer, tf_keras.layers.BatchNormalization) else layer(x)
+    return trunk, tf_keras.Model(tail_input, x, name="trainable_tail")
