@@ -9,7 +9,7 @@ IMAGENET := mobilenet_1_0_224_tf_no_top.h5
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup system-deps kotlin-deps weights demo test clean
+.PHONY: setup system-deps kotlin-deps weights demo test paper clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -43,6 +43,17 @@ demo: setup weights
 	$(PY) -m train --config demo --data demo_data --out runs/demo --overwrite
 	$(PY) -m convert --run runs/demo --variants float32,int8
 	$(PY) -m benchmark --models runs/demo/export --data demo_data --out reports/demo
+
+# The paper's configs under both protocols on ../shared/data, float32 + int8, benchmarked in one run.
+# Finished runs and exports are kept, so an interrupted `make paper` picks up where it stopped.
+PAPER_CONFIGS := gan gan_ela gan_sd gan_sd_dropout gan_sd_ela
+PROTOCOLS := as_is controlled
+paper: setup weights
+	@for c in $(PAPER_CONFIGS); do for p in $(PROTOCOLS); do run=runs/paper/$${c}_$$p; \
+	  [ -f $$run/model.keras ] || $(PY) -m train --config $$c --protocol $$p --data $(SHARED)/data --out $$run --overwrite || exit 1; \
+	  [ -f $$run/export/conversion.json ] || $(PY) -m convert --run $$run --variants float32,int8 || exit 1; \
+	done; done
+	$(PY) -m benchmark --models $$(ls -d runs/paper/*/export | paste -sd, -) --data $(SHARED)/data --out reports/paper
 
 test: setup weights kotlin-deps
 	$(PY) -m pytest tests -q

@@ -13,8 +13,8 @@ import numpy as np
 from convert.metadata import ModelInfo, read_model_info
 from convert.runtime import TfliteModel
 from benchmark.latency import measure, render_latency
-from benchmark.tables import TEST_SETS, accuracy, render_table
-from train.data import DataError, load_records, preprocess_records, write_skipped
+from benchmark.tables import TEST_SETS, accuracy, render_held_out, render_table, roc_auc
+from train.data import DataError, load_records, preprocess_records, select, write_skipped
 from train.io import atomic_write_json, atomic_write_text
 
 
@@ -33,6 +33,11 @@ def find_models(paths: list[str]) -> list[Path]:
     return found
 
 
+def train_sources(info: ModelInfo) -> list[str]:
+    """The sources a model was trained on, from the data counts its export recorded."""
+    return sorted({key.split("/")[0] for key in info.extra.get("data_counts", {})})
+
+
 def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs: int = 30) -> dict:
     infos: dict[str, tuple[Path, ModelInfo]] = {}
     for path in models:
@@ -43,32 +48,50 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
     if not any(sets.values()):
         raise DataError(f"{data}: none of the benchmark test sets' sources are present "
                         f"({', '.join(sorted({s for t in TEST_SETS for s in t.fake_sources + t.real_sources}))})")
-    cache: dict[str, dict] = {}  # preprocessing → test set → (x, y)
+    test_records = select(records, splits=["test"])
+    real_test = [r for r in test_records if r.label == "real"]
+    images: dict[str, dict[Path, np.ndarray]] = {}  # preprocessing → path → model input, computed once
     skipped = []
     results = {}
     for name, (path, info) in infos.items():
         key = json.dumps(info.preprocessing.to_dict(), sort_keys=True)
-        if key not in cache:
-            cache[key] = {}
-            for set_name, recs in sets.items():
-                x, y, _, bad = preprocess_records(recs, info.preprocessing, f"{set_name} images")
-                cache[key][set_name] = (x, y)
-                skipped.extend(bad)
+        if key not in images:
+            x, _, kept, bad = preprocess_records(test_records, info.preprocessing, "test images")
+            images[key] = {r.path: img for r, img in zip(kept, x)}
+            skipped.extend(bad)
         model = TfliteModel(path)
+        paths = list(images[key])
+        probs = model.probabilities(np.stack([images[key][p] for p in paths]))[:, 1] if paths else []
+        p_fake = dict(zip(paths, probs))
+
+        def scores(recs):
+            kept = [r for r in recs if r.path in p_fake]
+            return np.array([r.y for r in kept], np.int64), np.array([p_fake[r.path] for r in kept], np.float64)
+
         per_set = {}
-        for set_name, (x, y) in cache[key].items():
+        for set_name, recs in sets.items():
+            y, p = scores(recs)
             if len(y):
-                per_set[set_name] = accuracy(y, model.probabilities(x)[:, 1], info.threshold)
+                per_set[set_name] = accuracy(y, p, info.threshold)
+        trained_on = train_sources(info)
+        held_out = {}
+        for source in sorted({r.source for r in test_records if r.label == "fake"} - set(trained_on)):
+            y_fake, p_src = scores([r for r in test_records if r.source == source])
+            y_real, p_real = scores(real_test)
+            if len(y_fake):
+                metrics = accuracy(y_fake, p_src, info.threshold)
+                metrics["n_fake"] = metrics["n"]
+                metrics["auc"] = roc_auc(np.concatenate([y_real, y_fake]), np.concatenate([p_real, p_src]))
+                held_out[source] = metrics
         results[name] = {"path": str(path), "config": info.config, "variant": info.variant,
-                         "run": info.extra.get("run", ""), "threshold": info.threshold, "sets": per_set}
+                         "run": info.extra.get("run", ""), "threshold": info.threshold, "sets": per_set,
+                         "train_sources": trained_on, "held_out": held_out}
 
     latency = []
-    probe = next(x for c in cache.values() for x, _ in c.values() if len(x))
     for name, (path, info) in infos.items():
         content = path.read_bytes()
-        image = np.full((info.preprocessing.input_size,) * 2 + (3,), 128, np.uint8)
-        if probe.shape[1] == info.preprocessing.input_size:
-            image = probe[0]
+        key = json.dumps(info.preprocessing.to_dict(), sort_keys=True)
+        image = next(iter(images[key].values()), np.full((info.preprocessing.input_size,) * 2 + (3,), 128, np.uint8))
         for threads in latency_threads:
             row = measure(content, image, threads, latency_runs)
             row.update(model=name, variant=info.variant, run=info.extra.get("run", ""), size_bytes=len(content))
@@ -84,8 +107,9 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
 def write_report(result: dict, out: str | Path) -> str:
     """Write benchmark.md, benchmark.json and skipped.csv under `out`; return the Markdown."""
     out = Path(out)
-    text = "\n\n".join([render_table(1, result["models"]), render_table(2, result["models"]),
-                        render_latency(result["latency"])])
+    parts = [render_table(1, result["models"]), render_table(2, result["models"]),
+             render_held_out(result["models"]), render_latency(result["latency"])]
+    text = "\n\n".join(p for p in parts if p)
     if result["skipped"]:
         text += f"\n\n{len(result['skipped'])} image(s) could not be read and were skipped: see skipped.csv"
     atomic_write_text(out / "benchmark.md", f"# FakeLens benchmark\n\nData: `{result['data']}`\n\n{text}\n")

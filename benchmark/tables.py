@@ -67,27 +67,67 @@ def accuracy(y_true: np.ndarray, p_fake: np.ndarray, threshold: float) -> dict:
             "accuracy": correct / n if n else math.nan, "ci95": [low, high]}
 
 
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a random fake scores above a random real
+    (ties count half), from ranks; nan when a class is missing."""
+    pos, neg = score[y_true == 1], score[y_true == 0]
+    if not len(pos) or not len(neg):
+        return math.nan
+    order = np.argsort(np.concatenate([neg, pos]), kind="mergesort")
+    ranks = np.empty(len(order))
+    values = np.concatenate([neg, pos])[order]
+    i = 0
+    while i < len(values):  # average ranks over ties
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def render_held_out(results: dict[str, dict]) -> str:
+    """Markdown: per model, each fake source that was not in its training data — share called
+    fake and ROC AUC against all real test images; "train" where the source was trained on."""
+    sources = sorted({s for r in results.values() for s in r.get("held_out", {})})
+    if not sources:
+        return ""
+    lines = ["Held-out generators: share of a fake source called fake / ROC AUC vs all real test images, "
+             "for sources the model never saw in training", "",
+             "| model | " + " | ".join(sources) + " |", "|---|" + "---:|" * len(sources)]
+    for name, r in results.items():
+        cells = []
+        for s in sources:
+            m = r.get("held_out", {}).get(s)
+            cells.append("train" if s in r.get("train_sources", []) else
+                         f"{m['accuracy']:.3f} / {m['auc']:.3f} (n={m['n_fake']})" if m else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def render_table(table: int, results: dict[str, dict]) -> str:
-    """Markdown: one row per test set of `table`; a column per model (accuracy [95% CI]), then the
-    paper's number for each paper config the models reproduce.
+    """Markdown: a column per test set of `table` (with its n), a row per model (accuracy and 95%
+    interval), then a row per paper config that the models reproduce, with the paper's numbers.
     results: model name → {"config": ..., "sets": {test set: metrics from `accuracy`}}."""
-    models = list(results)
-    columns = sorted({PAPER_COLUMN[r["config"]] for r in results.values() if r["config"] in PAPER_COLUMN})
-    header = "| test set | n | " + " | ".join(models + [f"paper: {c}" for c in columns]) + " |"
-    lines = [f"Table {table}: " + ("accuracy on 50:50 real/fake test sets" if table == 1
-                                   else "accuracy on fake-only sets (share called fake)"),
-             "", header, "|---|---:|" + "---:|" * (len(models) + len(columns))]
-    for ts in (t for t in TEST_SETS if t.table == table):
-        cells, n_text = [], "–"
-        for m in models:
-            metrics = results[m]["sets"].get(ts.name)
-            if not metrics or not metrics["n"]:
-                cells.append("–")
-                continue
-            n_text = f"{metrics['n']}" + (f" ({metrics['n_real']}+{metrics['n_fake']})" if table == 1 else "")
-            low, high = metrics["ci95"]
-            cells.append(f"{metrics['accuracy']:.3f} [{low:.2f}, {high:.2f}]")
-        cells += [f"{PAPER[c][ts.name]:.3f}" for c in columns]
-        lines.append(f"| {ts.name} | {n_text} | " + " | ".join(cells) + " |")
-    notes = [f"- {t.name}: {t.note}" for t in TEST_SETS if t.table == table]
-    return "\n".join(lines + [""] + notes)
+    sets = [t for t in TEST_SETS if t.table == table]
+
+    def n_text(ts: TestSet) -> str:
+        m = next((r["sets"][ts.name] for r in results.values() if r["sets"].get(ts.name)), None)
+        if not m:
+            return "n=0"
+        return f"n={m['n']}" + (f", {m['n_real']}+{m['n_fake']}" if table == 1 else "")
+
+    title = ("accuracy on 50:50 real/fake test sets" if table == 1
+             else "accuracy on fake-only sets (share called fake)")
+    lines = [f"Table {table}: {title}", "",
+             "| model | " + " | ".join(f"{t.name} ({n_text(t)})" for t in sets) + " |",
+             "|---|" + "---:|" * len(sets)]
+    for name, r in results.items():
+        cells = []
+        for t in sets:
+            m = r["sets"].get(t.name)
+            cells.append(f"{m['accuracy']:.3f} [{m['ci95'][0]:.2f}, {m['ci95'][1]:.2f}]" if m and m["n"] else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for column in sorted({PAPER_COLUMN[r["config"]] for r in results.values() if r["config"] in PAPER_COLUMN}):
+        lines.append(f"| paper: {column} | " + " | ".join(f"{PAPER[column][t.name]:.3f}" for t in sets) + " |")
+    return "\n".join(lines + [""] + [f"- {t.name}: {t.note}" for t in sets])

@@ -45,6 +45,7 @@ def train_run(cfg: TrainConfig, data: str | Path, out: str | Path, overwrite: bo
     out = Path(out)
     if (out / "model.keras").exists() and not overwrite:
         raise RunExistsError(f"{out}: holds a finished run — choose another --out or pass --overwrite")
+    started = time.time()
     seed_everything(cfg.seed)
     records = load_records(data)
     missing = sorted(set(cfg.sources) - {r.source for r in records})
@@ -77,7 +78,6 @@ def train_run(cfg: TrainConfig, data: str | Path, out: str | Path, overwrite: bo
     }
     atomic_write_json(out / "config.json", summary)
 
-    started = time.time()
     print(f"frozen trunk: activations of {len(x_train) + len(x_val)} images, computed once")
     f_train = trunk.predict(x_train.astype(np.float32), batch_size=cfg.batch_size, verbose=1)
     f_val = trunk.predict(x_val.astype(np.float32), batch_size=cfg.batch_size, verbose=1)
@@ -97,7 +97,7 @@ def train_run(cfg: TrainConfig, data: str | Path, out: str | Path, overwrite: bo
         model.save(tmp)
     summary["result"] = {"val_loss": float(val_loss), "val_accuracy": float(val_acc),
                          "n_train": int(len(y_train)), "n_val": int(len(y_val)),
-                         "train_seconds": round(time.time() - started, 1)}
+                         "wall_seconds": round(time.time() - started, 1)}
     atomic_write_json(out / "config.json", summary)
     print(f"{cfg.name}: best val accuracy {val_acc:.3f} (n={len(y_val)}), run folder {out}")
     return out

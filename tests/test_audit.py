@@ -1,0 +1,52 @@
+import csv
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmark.audit import audit, estimate_jpeg_quality, file_properties, render
+from train.demo_data import synthetic_image
+
+
+@pytest.mark.parametrize("quality", [30, 61, 75, 90, 94, 95, 99])
+def test_jpeg_quality_estimate_is_exact_for_pillow_files(quality):
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (9, 99, 199)).save(buf, "JPEG", quality=quality, subsampling=0)
+    props = file_properties(buf.getvalue())
+    assert props["quality"] == quality and props["subsampling"] == "4:4:4" and props["format"] == "JPEG"
+
+
+@pytest.fixture(scope="module")
+def quality_only_dataset(tmp_path_factory):
+    """Real and fake are the same kind of picture; only the JPEG quality differs (95 vs 80)."""
+    root = tmp_path_factory.mktemp("quality_bias")
+    rows = []
+    for label, source, quality in (("real", "real_ciplab", 95), ("fake", "gan_faces", 80)):
+        (root / source).mkdir()
+        for i in range(60):
+            seed = i if label == "real" else 1000 + i
+            img = Image.fromarray(synthetic_image(np.random.RandomState(seed), 64, "noise"))
+            name = f"{source}/{i:03d}.jpg"
+            img.save(root / name, "JPEG", quality=quality)
+            rows.append([name, label, source, "train" if i < 40 else "test"])
+    with open(root / "MANIFEST.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["path", "label", "source", "split"], *rows])
+    return root
+
+
+def test_audit_flags_a_quality_shortcut(quality_only_dataset):
+    result = audit(str(quality_only_dataset))
+    gan = result["shortcuts"]["GAN"]
+    assert gan["quality"]["accuracy"] == 1.0 and gan["format"]["accuracy"] == 0.5
+    assert gan["quality"]["n"] == 40
+    text = render(result)
+    assert "WARNING: GAN" in text and "--protocol controlled" in text
+
+
+def test_controlled_protocol_removes_the_shortcut(quality_only_dataset):
+    result = audit(str(quality_only_dataset), protocol="controlled", input_size=48)
+    gan = result["shortcuts"]["GAN"]
+    assert all(gan[k]["accuracy"] < 0.75 for k in gan)
+    assert {s["size"] and tuple(s["size"]) for s in result["sources"]} == {("48x48",)}
+    assert "WARNING: GAN" not in render(result)
