@@ -59,3 +59,25 @@ def test_cli_help_and_unknown_source(demo_data, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     (line,) = error_lines(proc)
     assert "nowhere" in line and "no such dataset" in line
+
+
+def test_trunk_caching_trains_exactly_like_the_whole_model(demo_data, tmp_path):
+    """Same seed, same data, same order: the cached-trunk run ends with the whole-model run's weights."""
+    from convert.export import load_run
+    cfg = dataclasses.replace(get_config("demo"), alpha=0.25, input_size=64, weights="none", epochs=2, batch_size=16)
+    cached = load_run(train_run(cfg, demo_data, tmp_path / "cached")).model
+    whole = load_run(train_run(dataclasses.replace(cfg, cache_trunk=False), demo_data, tmp_path / "whole")).model
+    trained = [layer.name for layer in cached.layers if layer.trainable and layer.weights]
+    assert "real_fake" in trained and "conv_pw_13" in trained
+    for name in trained:
+        for a, b in zip(cached.get_layer(name).get_weights(), whole.get_layer(name).get_weights()):
+            assert np.allclose(a, b, atol=1e-4), name
+    assert not np.allclose(cached.get_layer("real_fake").get_weights()[0],
+                           build_fresh_head(cfg).get_layer("real_fake").get_weights()[0])
+
+
+def build_fresh_head(cfg):
+    from train.model import build_model
+    from train.run import seed_everything
+    seed_everything(cfg.seed)
+    return build_model(cfg.input_size, cfg.alpha, cfg.weights, cfg.unfreeze, cfg.dropout)

@@ -31,12 +31,14 @@ flags.DEFINE_integer("max_per_source", None, "Use at most this many images per s
 flags.DEFINE_enum("protocol", None, ["as_is", "controlled"],
                   "as_is: files as they are; controlled: resize + JPEG re-encode every image (format bias removed).")
 flags.DEFINE_integer("seed", None, "Random seed.")
+flags.DEFINE_bool("cache_trunk", None, "Compute the frozen layers once per image and train the tail on them "
+                  "(default); --nocache_trunk runs the whole model at every step (same result, slower).")
 flags.DEFINE_bool("overwrite", False, "Replace a finished run in --out.")
 flags.DEFINE_bool("list_configs", False, "Print the named configs and exit.")
 flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
 OVERRIDES = ("epochs", "batch_size", "alpha", "input_size", "weights", "unfreeze", "dropout", "learning_rate",
-             "max_per_source", "protocol", "seed")
+             "max_per_source", "protocol", "seed", "cache_trunk")
 
 
 def main(argv):

@@ -35,6 +35,7 @@ class TrainConfig:
     seed: int = 0
     max_per_source: Optional[int] = None  # cap per source and split, for quick runs
     calibration_size: int = 100  # images of the train split for int8 calibration in convert
+    cache_trunk: bool = True  # compute the frozen layers once per image (same result, much faster)
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:

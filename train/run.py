@@ -78,21 +78,26 @@ def train_run(cfg: TrainConfig, data: str | Path, out: str | Path, overwrite: bo
     }
     atomic_write_json(out / "config.json", summary)
 
-    print(f"frozen trunk: activations of {len(x_train) + len(x_val)} images, computed once")
-    f_train = trunk.predict(x_train.astype(np.float32), batch_size=cfg.batch_size, verbose=1)
-    f_val = trunk.predict(x_val.astype(np.float32), batch_size=cfg.batch_size, verbose=1)
-    tail.compile(optimizer=tf_keras.optimizers.Adam(cfg.learning_rate),
-                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    if cfg.cache_trunk:
+        print(f"frozen trunk: activations of {len(x_train) + len(x_val)} images, computed once")
+        x_fit = trunk.predict(x_train.astype(np.float32), batch_size=cfg.batch_size, verbose=1)
+        v_fit = trunk.predict(x_val.astype(np.float32), batch_size=cfg.batch_size, verbose=1)
+        fit_model = tail
+    else:  # the same computation, with the frozen layers run again at every step
+        x_fit, v_fit = x_train.astype(np.float32), x_val.astype(np.float32)
+        fit_model = tf_keras.Model(model.input, tail(trunk(model.input)), name="whole_model")
+    fit_model.compile(optimizer=tf_keras.optimizers.Adam(cfg.learning_rate),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     best = out / "checkpoints" / "best.weights.h5"
-    tail.fit(f_train, y_train, validation_data=(f_val, y_val), epochs=cfg.epochs, batch_size=cfg.batch_size,
-             shuffle=True, verbose=2, callbacks=[
-                 tf_keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True,
-                                                    save_weights_only=True),
-                 tf_keras.callbacks.CSVLogger(str(out / "history.csv")),
-                 tf_keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
-             ])
-    tail.load_weights(str(best))
-    val_loss, val_acc = tail.evaluate(f_val, y_val, verbose=0)
+    fit_model.fit(x_fit, y_train, validation_data=(v_fit, y_val), epochs=cfg.epochs, batch_size=cfg.batch_size,
+                  shuffle=True, verbose=2, callbacks=[
+                      tf_keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True,
+                                                         save_weights_only=True),
+                      tf_keras.callbacks.CSVLogger(str(out / "history.csv")),
+                      tf_keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
+                  ])
+    fit_model.load_weights(str(best))
+    val_loss, val_acc = fit_model.evaluate(v_fit, y_val, verbose=0)
     with atomic_path(out / "model.keras") as tmp:
         model.save(tmp)
     summary["result"] = {"val_loss": float(val_loss), "val_accuracy": float(val_acc),
