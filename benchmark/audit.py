@@ -22,7 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 from PIL import Image, JpegImagePlugin  # noqa: E402
 
-from benchmark.tables import TEST_SETS, wilson_interval  # noqa: E402
+from benchmark.metrics import wilson_interval  # noqa: E402
+from benchmark.tables import TEST_SETS  # noqa: E402
 from ela import FormatControl, ImageError, decode_rgb  # noqa: E402
 from train.cli import main_entry, run_main  # noqa: E402
 from train.data import Record, balance, load_records, select  # noqa: E402

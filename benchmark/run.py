@@ -13,7 +13,8 @@ import numpy as np
 from convert.metadata import ModelInfo, read_model_info
 from convert.runtime import TfliteModel
 from benchmark.latency import measure, render_latency
-from benchmark.tables import TEST_SETS, accuracy, render_held_out, render_table, roc_auc
+from benchmark.metrics import accuracy, detection_metrics, roc_auc
+from benchmark.tables import TEST_SETS, render_detection, render_held_out, render_table
 from train.data import DataError, load_records, preprocess_records, select, write_skipped
 from train.io import atomic_write_json, atomic_write_text
 
@@ -69,10 +70,12 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
             return np.array([r.y for r in kept], np.int64), np.array([p_fake[r.path] for r in kept], np.float64)
 
         per_set = {}
-        for set_name, recs in sets.items():
-            y, p = scores(recs)
+        for ts in TEST_SETS:
+            y, p = scores(sets[ts.name])
             if len(y):
-                per_set[set_name] = accuracy(y, p, info.threshold)
+                per_set[ts.name] = accuracy(y, p, info.threshold)
+                if ts.real_sources and len(set(y.tolist())) == 2:
+                    per_set[ts.name]["detail"] = detection_metrics(y, p, info.threshold)
         trained_on = train_sources(info)
         held_out = {}
         for source in sorted({r.source for r in test_records if r.label == "fake"} - set(trained_on)):
@@ -107,7 +110,7 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
 def write_report(result: dict, out: str | Path) -> str:
     """Write benchmark.md, benchmark.json and skipped.csv under `out`; return the Markdown."""
     out = Path(out)
-    parts = [render_table(1, result["models"]), render_table(2, result["models"]),
+    parts = [render_table(1, result["models"]), render_table(2, result["models"]), render_detection(result["models"]),
              render_held_out(result["models"]), render_latency(result["latency"])]
     text = "\n\n".join(p for p in parts if p)
     if result["skipped"]:

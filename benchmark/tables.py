@@ -7,10 +7,7 @@ share called fake. Which sources make each set is declared here once.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-
-import numpy as np
 
 from train.configs import PAPER_COLUMN
 from train.data import Record, balance, select
@@ -47,45 +44,6 @@ PAPER = {
 }
 
 
-def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval for a proportion (sensible at 0, 1 and small n)."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = correct / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def accuracy(y_true: np.ndarray, p_fake: np.ndarray, threshold: float) -> dict:
-    pred = (p_fake >= threshold).astype(np.int64)
-    correct = int((pred == y_true).sum())
-    n = int(len(y_true))
-    low, high = wilson_interval(correct, n)
-    return {"n": n, "n_real": int((y_true == 0).sum()), "n_fake": int((y_true == 1).sum()),
-            "accuracy": correct / n if n else math.nan, "ci95": [low, high]}
-
-
-def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve: the chance that a random fake scores above a random real
-    (ties count half), from ranks; nan when a class is missing."""
-    pos, neg = score[y_true == 1], score[y_true == 0]
-    if not len(pos) or not len(neg):
-        return math.nan
-    order = np.argsort(np.concatenate([neg, pos]), kind="mergesort")
-    ranks = np.empty(len(order))
-    values = np.concatenate([neg, pos])[order]
-    i = 0
-    while i < len(values):  # average ranks over ties
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
 def render_held_out(results: dict[str, dict]) -> str:
     """Markdown: per model, each fake source that was not in its training data — share called
     fake and ROC AUC against all real test images; "train" where the source was trained on."""
@@ -102,6 +60,24 @@ def render_held_out(results: dict[str, dict]) -> str:
             cells.append("train" if s in r.get("train_sources", []) else
                          f"{m['accuracy']:.3f} / {m['auc']:.3f} (n={m['n_fake']})" if m else "–")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_detection(results: dict[str, dict]) -> str:
+    """Markdown: threshold-free and operating-point metrics on the 50:50 sets, with 95% intervals."""
+    rows = [(name, set_name, m["detail"]) for name, r in results.items()
+            for set_name, m in r["sets"].items() if m.get("detail")]
+    if not rows:
+        return ""
+    ci = lambda d, k: f"{d[k]:.3f} [{d[k + '_ci95'][0]:.2f}, {d[k + '_ci95'][1]:.2f}]"  # noqa: E731
+    lines = ["Detection metrics on the 50:50 sets (fake = positive; 95% intervals: stratified bootstrap)", "",
+             "| model | set | balanced acc. | ROC AUC | avg. precision | EER | TPR @ 1% FPR | TPR @ 5% FPR | TN FP FN TP |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name, set_name, d in rows:
+        c = d["confusion"]
+        lines.append(f"| {name} | {set_name} | {ci(d, 'balanced_accuracy')} | {ci(d, 'auc')} | "
+                     f"{ci(d, 'average_precision')} | {ci(d, 'eer')} | {ci(d, 'tpr_at_fpr_1pct')} | "
+                     f"{ci(d, 'tpr_at_fpr_5pct')} | {c['tn']} {c['fp']} {c['fn']} {c['tp']} |")
     return "\n".join(lines)
 
 

@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from benchmark.tables import PAPER, TEST_SETS, accuracy, render_table, wilson_interval
+from benchmark.metrics import accuracy, wilson_interval
+from benchmark.tables import PAPER, TEST_SETS, render_table
 from tests.conftest import error_lines, run_cli
 
 
@@ -73,7 +74,7 @@ def test_benchmark_bad_inputs_are_one_line_errors(tmp_path, demo_data):
 
 
 def test_roc_auc_matches_hand_computation():
-    from benchmark.tables import roc_auc
+    from benchmark.metrics import roc_auc
     y = np.array([0, 0, 0, 1, 1])
     # fakes 0.8 and 0.4 against reals 0.1, 0.4, 0.9: 0.8 wins 2 pairs, 0.4 wins 1 and ties 1: 3.5 of 6
     assert roc_auc(y, np.array([0.1, 0.4, 0.9, 0.8, 0.4])) == pytest.approx(3.5 / 6)

@@ -1,0 +1,138 @@
+"""Detection metrics with 95% intervals. Fake is the positive class; `score` is p(fake).
+
+Proportions (accuracy, rates) get Wilson intervals; rank metrics (AUC, AP, EER, TPR at a fixed
+FPR) get stratified bootstrap intervals (reals and fakes resampled separately, fixed seed), so
+every number in a report comes with its uncertainty at this data's small n.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+BOOTSTRAP_ROUNDS = 1000
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion (sensible at 0, 1 and small n)."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def accuracy(y_true: np.ndarray, score: np.ndarray, threshold: float) -> dict:
+    """Share of correct decisions (fake when score >= threshold), with n per class and a Wilson interval."""
+    pred = (score >= threshold).astype(np.int64)
+    correct = int((pred == y_true).sum())
+    n = int(len(y_true))
+    return {"n": n, "n_real": int((y_true == 0).sum()), "n_fake": int((y_true == 1).sum()),
+            "accuracy": correct / n if n else math.nan, "ci95": list(wilson_interval(correct, n))}
+
+
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Chance that a random fake scores above a random real (ties count half); nan if a class is missing."""
+    pos, neg = score[y_true == 1], score[y_true == 0]
+    if not len(pos) or not len(neg):
+        return math.nan
+    wins = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
+    return float(wins)
+
+
+def _cumulative_counts(y_true: np.ndarray, score: np.ndarray):
+    """Scores sorted high to low; true and false positives when calling fake at each distinct score."""
+    order = np.argsort(-score, kind="stable")
+    s, y = score[order], y_true[order]
+    last = np.flatnonzero(np.append(s[1:] != s[:-1], True))  # last index of each distinct score
+    return s[last], np.cumsum(y == 1)[last], np.cumsum(y == 0)[last]
+
+
+def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds) at every distinct score, from the strictest threshold (inf) down."""
+    thresholds, tp, fp = _cumulative_counts(y_true, score)
+    pos, neg = max(1, int((y_true == 1).sum())), max(1, int((y_true == 0).sum()))
+    return (np.concatenate([[0.0], fp / neg]), np.concatenate([[0.0], tp / pos]),
+            np.concatenate([[np.inf], thresholds]))
+
+
+def average_precision(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Area under the precision-recall curve as the recall-weighted mean of precision at each threshold."""
+    n_pos = int((y_true == 1).sum())
+    if n_pos == 0:
+        return math.nan
+    _, tp, fp = _cumulative_counts(y_true, score)
+    recall, precision = tp / n_pos, tp / (tp + fp)
+    return float(np.sum(np.diff(np.concatenate([[0.0], recall])) * precision))
+
+
+def equal_error_rate(y_true: np.ndarray, score: np.ndarray) -> float:
+    """The error rate where false positives and false negatives are equally likely (nearest ROC point)."""
+    fpr, tpr, _ = roc_curve(y_true, score)
+    fnr = 1 - tpr
+    i = int(np.argmin(np.abs(fpr - fnr)))
+    return float((fpr[i] + fnr[i]) / 2)
+
+
+def tpr_at_fpr(y_true: np.ndarray, score: np.ndarray, max_fpr: float) -> float:
+    """Best share of fakes caught while calling at most `max_fpr` of reals fake."""
+    fpr, tpr, _ = roc_curve(y_true, score)
+    return float(tpr[fpr <= max_fpr + 1e-12].max())
+
+
+def threshold_for(y_true: np.ndarray, score: np.ndarray, target: str) -> float:
+    """A decision threshold chosen on (validation) scores: target "fpr=0.05" gives the lowest
+    threshold whose false-positive rate stays within 5%; "balanced" maximises balanced accuracy."""
+    fpr, tpr, thresholds = roc_curve(y_true, score)
+    finite = np.isfinite(thresholds)
+    if target == "balanced":
+        i = int(np.argmax(np.where(finite, (tpr + 1 - fpr) / 2, -1)))
+    elif target.startswith("fpr="):
+        ok = finite & (fpr <= float(target[4:]) + 1e-12)
+        if not ok.any():
+            raise ValueError(f"no threshold reaches {target} on these scores")
+        i = int(np.flatnonzero(ok)[-1])
+    else:
+        raise ValueError(f"unknown threshold target {target!r}: use 'balanced' or 'fpr=<rate>'")
+    return float(thresholds[i])
+
+
+def confusion(y_true: np.ndarray, score: np.ndarray, threshold: float) -> dict:
+    pred = score >= threshold
+    return {"tn": int((~pred & (y_true == 0)).sum()), "fp": int((pred & (y_true == 0)).sum()),
+            "fn": int((~pred & (y_true == 1)).sum()), "tp": int((pred & (y_true == 1)).sum())}
+
+
+def bootstrap_interval(metric, y_true: np.ndarray, score: np.ndarray, rounds: int = BOOTSTRAP_ROUNDS,
+                       seed: int = 0) -> list[float]:
+    """2.5th and 97.5th percentiles of `metric` over stratified resamples."""
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y_true == 1), np.flatnonzero(y_true == 0)
+    values = []
+    for _ in range(rounds):
+        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        values.append(metric(y_true[idx], score[idx]))
+    return [float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5))]
+
+
+def detection_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float) -> dict:
+    """Everything for a real/fake set: accuracy, balanced accuracy, AUC, AP, EER, TPR at 1% and
+    5% FPR, confusion matrix; each with its 95% interval."""
+    out = accuracy(y_true, score, threshold)
+    cm = confusion(y_true, score, threshold)
+    tpr = cm["tp"] / max(1, cm["tp"] + cm["fn"])
+    tnr = cm["tn"] / max(1, cm["tn"] + cm["fp"])
+    out["confusion"] = cm
+    out["balanced_accuracy"] = (tpr + tnr) / 2
+    out["balanced_accuracy_ci95"] = bootstrap_interval(
+        lambda y, s: (((s >= threshold) & (y == 1)).sum() / max(1, (y == 1).sum()) +
+                      ((s < threshold) & (y == 0)).sum() / max(1, (y == 0).sum())) / 2, y_true, score)
+    rank_metrics = {"auc": roc_auc, "average_precision": average_precision, "eer": equal_error_rate,
+                    "tpr_at_fpr_1pct": lambda y, s: tpr_at_fpr(y, s, 0.01),
+                    "tpr_at_fpr_5pct": lambda y, s: tpr_at_fpr(y, s, 0.05)}
+    for name, fn in rank_metrics.items():
+        out[name] = fn(y_true, score)
+        out[f"{name}_ci95"] = bootstrap_interval(fn, y_true, score)
+    return out
