@@ -166,12 +166,16 @@ def render(result: dict) -> str:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data", "demo_data", "Dataset: a folder with MANIFEST.csv, or a manifest CSV.")
-flags.DEFINE_enum("protocol", "as_is", ["as_is", "controlled"], "Audit the files as stored, or as the "
-                  "format-controlled protocol re-encodes them.")
-flags.DEFINE_integer("input_size", 224, "Image side the controlled protocol resizes to.")
-flags.DEFINE_string("out", None, "Folder for audit.md and audit.json (optional).")
-flags.DEFINE_bool("debug", False, "Show full tracebacks.")
+
+
+def define_flags() -> None:
+    """Flags exist only when run as a command, so importing this module from elsewhere defines none."""
+    flags.DEFINE_string("data", "demo_data", "Dataset: a folder with MANIFEST.csv, or a manifest CSV.")
+    flags.DEFINE_enum("protocol", "as_is", ["as_is", "controlled"], "Audit the files as stored, or as the "
+                      "format-controlled protocol re-encodes them.")
+    flags.DEFINE_integer("input_size", 224, "Image side the controlled protocol resizes to.")
+    flags.DEFINE_string("out", None, "Folder for audit.md and audit.json (optional).")
+    flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
 
 def main(argv):
@@ -190,4 +194,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     main_entry(main)

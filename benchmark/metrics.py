@@ -92,7 +92,8 @@ def threshold_for(y_true: np.ndarray, score: np.ndarray, target: str) -> float:
     elif target.startswith("fpr="):
         ok = finite & (fpr <= float(target[4:]) + 1e-12)
         if not ok.any():
-            raise ValueError(f"no threshold reaches {target} on these scores")
+            raise ValueError(f"no threshold keeps {target} on these scores (too many reals share the top "
+                             f"scores) — relax the target or use 'balanced'")
         i = int(np.flatnonzero(ok)[-1])
     else:
         raise ValueError(f"unknown threshold target {target!r}: use 'balanced' or 'fpr=<rate>'")

@@ -60,7 +60,13 @@ def test_benchmark_cli_end_to_end_reads_preprocessing_from_metadata(tiny_export,
     skipped = (out / "skipped.csv").read_text()
     if "gan_faces_000.jpg" in [r["path"].rsplit("/", 1)[-1] for r in result["skipped"]]:
         assert "truncated" in skipped
-    assert (out / "benchmark.md").read_text().count("| tiny_int8 |") == 2  # a row in Table 1 and in Table 2
+    report = (out / "benchmark.md").read_text()
+    for section in ("Table 1", "Table 2", "Detection metrics", "Held-out generators", "Latency"):
+        assert section in report
+    table1 = report[report.index("Table 1"):report.index("Table 2")]
+    assert table1.count("| tiny_int8 |") == 1 and "| paper: gan_sd |" in table1
+    assert "| tiny_int8 | GAN |" in report  # detection metrics row
+    assert result["models"]["tiny_int8"]["sets"]["GAN"]["detail"]["auc_ci95"][0] <= 1.0
 
 
 def test_benchmark_bad_inputs_are_one_line_errors(tmp_path, demo_data):
@@ -90,3 +96,10 @@ def test_held_out_table_marks_trained_sources():
     text = render_held_out(results)
     assert "| model | gan_faces | sd15 |" in text
     assert "| a_int8 | train | 0.250 / 0.750 (n=4) |" in text and "| b_int8 | 0.250 / 0.750 (n=4) | train |" in text
+
+
+@pytest.mark.parametrize("module,flag", [("benchmark", "--models"), ("benchmark.audit", "--protocol"),
+                                         ("benchmark.threshold", "--target"), ("convert", "--variants")])
+def test_every_command_has_help(module, flag):
+    proc = run_cli(module, "--help")
+    assert proc.returncode == 0 and flag in proc.stdout

@@ -80,3 +80,15 @@ def test_convert_rejects_a_folder_that_is_not_a_run(tmp_path):
     assert proc.returncode == 2
     (line,) = error_lines(proc)
     assert "config.json" in line
+
+
+def test_threshold_chosen_on_validation_round_trips_through_metadata(tiny_export, demo_data, small_float_model):
+    """`benchmark.threshold` picks the operating point; `convert --threshold` writes it (same writer)."""
+    import dataclasses
+    from benchmark.threshold import choose_threshold
+    path = tiny_export["int8"]["path"]
+    chosen = choose_threshold(path, str(demo_data), "balanced")
+    assert 0.0 <= chosen["threshold"] <= 1.0 and chosen["n"] > 0
+    assert (chosen["val_tpr"] + 1 - chosen["val_fpr"]) / 2 >= chosen["val_accuracy"] - 0.25
+    info = dataclasses.replace(read_model_info(path), threshold=chosen["threshold"])
+    assert read_model_info(write_metadata(small_float_model, info)).threshold == chosen["threshold"]

@@ -39,7 +39,7 @@ def test_run_folder_is_self_describing_and_not_overwritten(tiny_run):
 def test_short_training_on_real_faces_beats_chance(shared_data, imagenet_cache, tmp_path):
     """The real 224/alpha-1.0 ImageNet path on a slice of the shared faces: held-out accuracy
     must be clearly above chance (the 95% Wilson interval's lower end above 0.5)."""
-    from benchmark.tables import accuracy
+    from benchmark.metrics import accuracy
     from convert.export import load_run
     cfg = dataclasses.replace(get_config("gan"), max_per_source=50, epochs=3)
     run = train_run(cfg, shared_data, tmp_path / "gan_slice")

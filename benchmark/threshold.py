@@ -1,0 +1,71 @@
+"""Choose a model's decision threshold on its validation split, for `convert --threshold`.
+
+The paper used 0.5 and noted it may not suit every use. A phone app that must rarely accuse a
+real photo wants a threshold with a bounded false-positive rate; others want balanced errors.
+
+  python -m benchmark.threshold --model runs/gan/export/gan_int8.tflite --data ../shared/data --target fpr=0.05
+  python -m convert --run runs/gan --threshold <printed value>
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags  # noqa: E402
+
+from benchmark.metrics import accuracy, threshold_for  # noqa: E402
+from benchmark.run import train_sources  # noqa: E402
+from convert.metadata import read_model_info  # noqa: E402
+from convert.runtime import TfliteModel  # noqa: E402
+from train.cli import main_entry, run_main  # noqa: E402
+from train.data import DataError, load_records, preprocess_records, select  # noqa: E402
+
+
+def choose_threshold(model_path: str, data: str, target: str) -> dict:
+    """Scores of the model on the validation split of its own training sources → threshold."""
+    info = read_model_info(model_path)
+    sources = train_sources(info)
+    if not sources:
+        raise DataError(f"{model_path}: its metadata does not say which sources it was trained on — re-export it")
+    records = select(load_records(data), sources, ["val"])
+    x, y, _, skipped = preprocess_records(records, info.preprocessing, "validation images")
+    if len(set(y.tolist())) < 2:
+        raise DataError(f"{data}: the validation split of {', '.join(sources)} needs real and fake images")
+    score = TfliteModel(model_path).probabilities(x)[:, 1]
+    threshold = threshold_for(y, score, target)
+    at = accuracy(y, score, threshold)
+    fpr = float(((score >= threshold) & (y == 0)).sum() / (y == 0).sum())
+    tpr = float(((score >= threshold) & (y == 1)).sum() / (y == 1).sum())
+    return {"threshold": threshold, "target": target, "n": at["n"], "val_accuracy": at["accuracy"],
+            "val_fpr": fpr, "val_tpr": tpr, "skipped": len(skipped)}
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Flags exist only when run as a command, so importing this module from elsewhere defines none."""
+    flags.DEFINE_string("model", None, "A FakeLens .tflite file.")
+    flags.DEFINE_string("data", "demo_data", "Dataset holding the model's validation split.")
+    flags.DEFINE_string("target", "balanced", "'balanced' (max balanced accuracy) or 'fpr=<rate>', e.g. fpr=0.05.")
+    flags.DEFINE_bool("debug", False, "Show full tracebacks.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.model:
+        raise app.UsageError("--model is required")
+
+    def job():
+        r = choose_threshold(FLAGS.model, FLAGS.data, FLAGS.target)
+        print(f"threshold {r['threshold']:.6f} for {r['target']} on validation (n={r['n']}): "
+              f"accuracy {r['val_accuracy']:.3f}, FPR {r['val_fpr']:.3f}, TPR {r['val_tpr']:.3f}")
+        print(f"write it into the model: python -m convert --run <run> --threshold {r['threshold']:.6f}")
+
+    return run_main(job, FLAGS.debug)
+
+
+if __name__ == "__main__":
+    define_flags()
+    main_entry(main)
