@@ -55,9 +55,9 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
     skipped = []
     results = {}
     for name, (path, info) in infos.items():
-        key = json.dumps(info.preprocessing.to_dict(), sort_keys=True)
+        key = json.dumps(info.input_preprocessing.to_dict(), sort_keys=True)
         if key not in images:
-            x, _, kept, bad = preprocess_records(test_records, info.preprocessing, "test images")
+            x, _, kept, bad = preprocess_records(test_records, info.input_preprocessing, "test images")
             images[key] = {r.path: img for r, img in zip(kept, x)}
             skipped.extend(bad)
         model = TfliteModel(path)
@@ -93,7 +93,7 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
     latency = []
     for name, (path, info) in infos.items():
         content = path.read_bytes()
-        key = json.dumps(info.preprocessing.to_dict(), sort_keys=True)
+        key = json.dumps(info.input_preprocessing.to_dict(), sort_keys=True)
         image = next(iter(images[key].values()), np.full((info.preprocessing.input_size,) * 2 + (3,), 128, np.uint8))
         for threads in latency_threads:
             row = measure(content, image, threads, latency_runs)

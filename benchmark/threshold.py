@@ -28,7 +28,7 @@ def choose_threshold(model_path: str, data: str, target: str) -> dict:
     if not sources:
         raise DataError(f"{model_path}: its metadata does not say which sources it was trained on — re-export it")
     records = select(load_records(data), sources, ["val"])
-    x, y, _, skipped = preprocess_records(records, info.preprocessing, "validation images")
+    x, y, _, skipped = preprocess_records(records, info.input_preprocessing, "validation images")
     if len(set(y.tolist())) < 2:
         raise DataError(f"{data}: the validation split of {', '.join(sources)} needs real and fake images")
     score = TfliteModel(model_path).probabilities(x)[:, 1]

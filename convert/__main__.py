@@ -20,6 +20,8 @@ flags.DEFINE_list("variants", list(VARIANTS), f"Which of {','.join(VARIANTS)} to
 flags.DEFINE_string("data", None, "Dataset for calibration and checks (default: the run's own).")
 flags.DEFINE_float("threshold", 0.5, "Score threshold written into the metadata: fake when p(fake) >= it.")
 flags.DEFINE_integer("check_images", 100, "Validation images for the float-vs-quantised agreement check.")
+flags.DEFINE_bool("ela_in_graph", False, "Put the (exact) ELA inside the .tflite: the model takes the resized RGB "
+                  "image. Needs a run trained with --ela_resolution resized; float32 and int8 only.")
 flags.DEFINE_string("show", None, "Print the FakeLens metadata of a .tflite file and exit.")
 flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
@@ -40,7 +42,8 @@ def main(argv):
         if not FLAGS.run:
             raise ValueError("--run is required: the training run folder to convert")
         from convert.export import export_run, format_report
-        reports = export_run(FLAGS.run, FLAGS.out, FLAGS.variants, FLAGS.data, FLAGS.threshold, FLAGS.check_images)
+        reports = export_run(FLAGS.run, FLAGS.out, FLAGS.variants, FLAGS.data, FLAGS.threshold, FLAGS.check_images,
+                             FLAGS.ela_in_graph)
         print(format_report(reports))
 
     return run_main(job, FLAGS.debug)

@@ -19,6 +19,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
+from convert.ela_graph import ElaLayer, quantize_keeping_ela_float  # noqa: E402
 from convert.metadata import ModelInfo, write_metadata  # noqa: E402
 from convert.runtime import TfliteModel  # noqa: E402
 from train.configs import TrainConfig  # noqa: E402
@@ -115,13 +116,38 @@ def agreement(reference: TfliteModel, other: TfliteModel, images: np.ndarray, th
             "mean_abs_diff": float(gap.mean()), "max_abs_diff": float(gap.max())}
 
 
+def with_ela_in_graph(run: Run) -> tf_keras.Model:
+    """The run's classifier behind an exact in-graph ELA: RGB pixels in, the same scores out."""
+    ela = run.config.ela
+    if ela is None or ela.resolution != "resized":
+        raise RunError(f"{run.folder}: --ela_in_graph needs a run trained with ELA at resolution 'resized' "
+                       f"(train with --ela_resolution resized); this run has "
+                       f"{'no ELA' if ela is None else 'ELA at full resolution'}")
+    size = run.config.input_size
+    image = tf_keras.Input((size, size, 3), name="image", dtype="uint8")
+    return tf_keras.Model(image, run.model(ElaLayer(ela)(image)), name=f"{run.model.name}_ela_in_graph")
+
+
 def export_run(folder: str | Path, out: str | Path | None = None, variants=VARIANTS, data: str | None = None,
-               threshold: float = 0.5, check_images: int = 100) -> list[dict]:
-    """Convert the run in `folder` to each variant under `out` (default folder/export)."""
+               threshold: float = 0.5, check_images: int = 100, ela_in_graph: bool = False) -> list[dict]:
+    """Convert the run in `folder` to each variant under `out` (default folder/export).
+
+    With `ela_in_graph` the model computes ELA itself (exactly as `ela.error_level`), takes the
+    resized RGB image, and only float32 and int8 exist: int8 keeps the ELA in float32 and
+    quantises the classifier behind it (float16/dynamic weights would break the ELA's exactness).
+    """
     run = load_run(folder)
     out = Path(out) if out else run.folder / "export"
     cfg = run.config
     prep = cfg.preprocessing()
+    model, suffix = run.model, ""
+    if ela_in_graph:
+        unsupported = set(variants) - {"float32", "int8"}
+        if unsupported:
+            raise ValueError(f"--ela_in_graph exports float32 and int8 only, not {', '.join(sorted(unsupported))}")
+        model, suffix = with_ela_in_graph(run), "_ela_in_graph"
+    info_template = ModelInfo(name="", preprocessing=prep, ela_in_graph=ela_in_graph)
+    input_prep = info_template.input_preprocessing
     data = data or run.summary["data"]["path"]
     records = load_records(data)
     calibration = val = None
@@ -129,24 +155,31 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=VARIA
         calib_recs = interleave(select(records, cfg.sources, ["train"]), cfg.calibration_size)
         if not calib_recs:
             raise DataError(f"{data}: no training images of {', '.join(cfg.sources)} to calibrate int8 with")
-        calibration, *_ = preprocess_records(calib_recs, prep, "calibration images")
-    val, *_ = preprocess_records(interleave(select(records, cfg.sources, ["val"]), check_images), prep, "check images")
+        calibration, *_ = preprocess_records(calib_recs, input_prep, "calibration images")
+    val, *_ = preprocess_records(interleave(select(records, cfg.sources, ["val"]), check_images), input_prep,
+                                 "check images")
 
     reports, reference = [], None
     for variant in variants:
         print(f"converting {run.name} → {variant}")
-        info = ModelInfo(name=f"{run.name}_{variant}", preprocessing=prep, config=cfg.name, variant=variant,
-                         threshold=threshold, description=f"FakeLens {cfg.description} ({variant}).",
+        name = f"{run.name}{suffix}_{variant}"
+        info = ModelInfo(name=name, preprocessing=prep, config=cfg.name, variant=variant,
+                         threshold=threshold, ela_in_graph=ela_in_graph,
+                         description=f"FakeLens {cfg.description} ({variant}{', ELA in graph' if ela_in_graph else ''}).",
                          extra={"protocol": cfg.protocol, "run": run.name,
                                 "data_counts": run.summary["data"].get("counts", {})})
-        model_bytes = write_metadata(to_tflite(run.model, variant, calibration), info)
-        path = out / f"{run.name}_{variant}.tflite"
+        if ela_in_graph and variant == "int8":
+            converted = quantize_keeping_ela_float(model, lambda: ([img[None]] for img in calibration))
+        else:
+            converted = to_tflite(model, variant, calibration)
+        model_bytes = write_metadata(converted, info)
+        path = out / f"{name}.tflite"
         atomic_write_bytes(path, model_bytes)
         tfl = TfliteModel(model_bytes)
         report = {"variant": variant, "path": str(path), "size_bytes": len(model_bytes),
                   "input_dtype": np.dtype(tfl.input["dtype"]).name, "output_dtype": np.dtype(tfl.output["dtype"]).name,
                   "float_ops": sorted(set(float_ops(model_bytes)))}
-        if variant == "int8" and report["float_ops"]:
+        if variant == "int8" and report["float_ops"] and not ela_in_graph:
             raise RuntimeError(f"{path}: int8 model still has float ops {report['float_ops']} — "
                                f"this is a converter fallback, not an integer-only model")
         if reference is None and variant == "float32":
@@ -154,7 +187,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=VARIA
         if reference is not None and len(val):
             report["vs_float32"] = agreement(reference, tfl, val, threshold)
         reports.append(report)
-    atomic_write_json(out / "conversion.json", reports)
+    atomic_write_json(out / f"conversion{suffix}.json", reports)
     return reports
 
 

@@ -10,6 +10,7 @@ inverse; a model without these is a clear `MetadataError`.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -47,6 +48,11 @@ class ModelInfo:
     author: str = "FakeLens"
     license: str = "Apache-2.0 (code); see the training data's licences for the weights"
     extra: dict = field(default_factory=dict)  # free-form facts (e.g. training data hash)
+
+    @property
+    def input_preprocessing(self) -> Preprocessing:
+        """What a caller does before invoking the model: everything except an in-graph ELA."""
+        return dataclasses.replace(self.preprocessing, ela=None) if self.ela_in_graph else self.preprocessing
 
     def to_json(self) -> dict:
         return {"schema_version": INFO_SCHEMA_VERSION, "model_name": self.name, "config": self.config,

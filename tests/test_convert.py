@@ -92,3 +92,24 @@ def test_threshold_chosen_on_validation_round_trips_through_metadata(tiny_export
     assert (chosen["val_tpr"] + 1 - chosen["val_fpr"]) / 2 >= chosen["val_accuracy"] - 0.25
     info = dataclasses.replace(read_model_info(path), threshold=chosen["threshold"])
     assert read_model_info(write_metadata(small_float_model, info)).threshold == chosen["threshold"]
+
+
+def test_ela_in_graph_export_matches_python_preprocessing(tiny_run, tiny_export, demo_data, tmp_path):
+    """The in-graph model fed resized RGB gives the scores the ordinary model gives on Python's ELA maps."""
+    from convert.export import export_run
+    from train.data import load_records, preprocess_records, select
+    reports = {r["variant"]: r for r in export_run(tiny_run, tmp_path, ("float32", "int8"), check_images=24,
+                                                   ela_in_graph=True)}
+    info = read_model_info(reports["float32"]["path"])
+    assert info.ela_in_graph and info.preprocessing.ela == TINY_ELA and info.input_preprocessing.ela is None
+    records = select(load_records(demo_data), None, ["test"])[:12]
+    rgb, *_ = preprocess_records(records, info.input_preprocessing, "rgb")
+    ela_maps, *_ = preprocess_records(records, info.preprocessing, "ela")
+    in_graph = TfliteModel(reports["float32"]["path"]).probabilities(rgb)
+    ordinary = TfliteModel(tiny_export["float32"]["path"]).probabilities(ela_maps)
+    assert np.allclose(in_graph, ordinary, atol=1e-4)
+    int8 = reports["int8"]
+    assert int8["input_dtype"] == "uint8" and int8["vs_float32"]["decision_agreement"] >= 0.9
+    assert "FULLY_CONNECTED" not in int8["float_ops"]  # the classifier is int8; only the ELA stays float
+    with pytest.raises(ValueError, match="float32 and int8 only"):
+        export_run(tiny_run, tmp_path, ("float16",), ela_in_graph=True)

@@ -31,6 +31,8 @@ flags.DEFINE_integer("max_per_source", None, "Use at most this many images per s
 flags.DEFINE_enum("protocol", None, ["as_is", "controlled"],
                   "as_is: files as they are; controlled: resize + JPEG re-encode every image (format bias removed).")
 flags.DEFINE_integer("seed", None, "Random seed.")
+flags.DEFINE_enum("ela_resolution", None, ["full", "resized"], "Override where ELA is computed: on the decoded "
+                  "image ('full') or on the resized model input ('resized', needed for convert --ela_in_graph).")
 flags.DEFINE_bool("cache_trunk", None, "Compute the frozen layers once per image and train the tail on them "
                   "(default); --nocache_trunk runs the whole model at every step (same result, slower).")
 flags.DEFINE_bool("overwrite", False, "Replace a finished run in --out.")
@@ -53,6 +55,10 @@ def main(argv):
         from train.run import train_run  # TensorFlow loads only when there is work
         cfg = get_config(FLAGS.config)
         cfg = dataclasses.replace(cfg, **{k: FLAGS[k].value for k in OVERRIDES if FLAGS[k].value is not None})
+        if FLAGS.ela_resolution:
+            if cfg.ela is None:
+                raise ValueError(f"--ela_resolution: config {cfg.name!r} uses no ELA")
+            cfg = dataclasses.replace(cfg, ela=dataclasses.replace(cfg.ela, resolution=FLAGS.ela_resolution))
         train_run(cfg, FLAGS.data, FLAGS.out or f"runs/{cfg.name}", FLAGS.overwrite)
 
     return run_main(job, FLAGS.debug)
