@@ -97,11 +97,12 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
         image = next(iter(images[key].values()), np.full((info.preprocessing.input_size,) * 2 + (3,), 128, np.uint8))
         for threads in latency_threads:
             row = measure(content, image, threads, latency_runs)
-            row.update(model=name, variant=info.variant, run=info.extra.get("run", ""), size_bytes=len(content))
+            row.update(model=name, variant=info.variant, run=info.extra.get("run", ""), size_bytes=len(content),
+                       ela_in_graph=info.ela_in_graph)
             latency.append(row)
-    for row in latency:  # ratios against the float32 export of the same run, same thread count
+    for row in latency:  # ratios against the float32 export of the same run and kind, same thread count
         ref = next((r for r in latency if r["variant"] == "float32" and r["run"] == row["run"]
-                    and r["threads"] == row["threads"]), None)
+                    and r["ela_in_graph"] == row["ela_in_graph"] and r["threads"] == row["threads"]), None)
         row["ratio"] = row["p50_ms"] / ref["p50_ms"] if ref else None
         row["size_ratio"] = row["size_bytes"] / ref["size_bytes"] if ref else None
     return {"data": str(Path(data).resolve()), "models": results, "latency": latency, "skipped": skipped}
