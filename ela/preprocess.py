@@ -14,8 +14,8 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from ela.images import decode_rgb, read_image
-from ela.transform import ElaParams, error_level
+from ela.images import read_image
+from ela.transform import ElaParams, error_level, jpeg_roundtrip
 
 SCHEMA_VERSION = 1
 RESAMPLE = Image.BILINEAR
@@ -37,13 +37,14 @@ class FormatControl:
                              f"got {self.quality_min}..{self.quality_max}")
 
     def quality_for(self, sha256_hex: str) -> int:
+        if not sha256_hex:
+            raise ValueError("the format-controlled protocol needs the file's content hash")
         span = self.quality_max - self.quality_min + 1
         return self.quality_min + int(sha256_hex[:8], 16) % span
 
     def encode(self, img: Image.Image, sha256_hex: str, size: int) -> bytes:
-        """The controlled file: `img` resized to size×size, as JPEG at its hash-drawn quality."""
-        if not sha256_hex:
-            raise ValueError("the format-controlled protocol needs the file's content hash")
+        """The controlled file: `img` resized to size×size, as JPEG at its hash-drawn quality
+        (the bytes whose decoding `Preprocessing.apply` gets from `jpeg_roundtrip`)."""
         buf = io.BytesIO()
         img.resize((size, size), RESAMPLE).save(buf, format="JPEG", quality=self.quality_for(sha256_hex))
         return buf.getvalue()
@@ -68,7 +69,7 @@ class Preprocessing:
         """RGB image → uint8 array (input_size, input_size, 3) ready for the model."""
         size = (self.input_size, self.input_size)
         if self.format_control is not None:
-            img = decode_rgb(self.format_control.encode(img, sha256_hex, self.input_size))
+            img = jpeg_roundtrip(img.resize(size, RESAMPLE), self.format_control.quality_for(sha256_hex))
         if self.ela is None:
             return np.asarray(img.resize(size, RESAMPLE), dtype=np.uint8)
         if self.ela.resolution == "resized":

@@ -134,3 +134,11 @@ def test_format_control_removes_the_file_format():
     from_png = prep.apply(decode_rgb(encode(img, "PNG")), "00" * 32)
     from_jpeg = prep.apply(decode_rgb(encode(img, "JPEG", quality=95)), "00" * 32)
     assert np.abs(from_png.astype(int) - from_jpeg.astype(int)).mean() < 1.5
+
+
+def test_audited_controlled_file_is_what_the_model_sees():
+    """The bytes the audit inspects decode to exactly the image `Preprocessing.apply` uses."""
+    img, sha = natural_image(150), "3f" * 32
+    fc = FormatControl(70, 95)
+    assert np.array_equal(np.asarray(decode_rgb(fc.encode(img, sha, 64))),
+                          Preprocessing(64, format_control=fc).apply(img, sha))
