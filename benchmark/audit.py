@@ -127,16 +127,12 @@ def audit(data: str, protocol: str = "as_is", input_size: int = 224) -> dict:
             "shortcuts": shortcuts, "skipped": skipped}
 
 
-def _group(records, props):
+def _group_items(records, props) -> dict[tuple[str, str], list[Record]]:
+    """Readable records by (source, label)."""
+    groups = collections.defaultdict(list)
     for r in records:
         if r.path in props:
-            yield (r.source, r.label), r
-
-
-def _group_items(records, props):
-    groups = collections.defaultdict(list)
-    for key, r in _group(records, props):
-        groups[key].append(r)
+            groups[(r.source, r.label)].append(r)
     return groups
 
 
