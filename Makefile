@@ -9,7 +9,7 @@ IMAGENET := mobilenet_1_0_224_tf_no_top.h5
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup system-deps kotlin-deps weights demo test paper clean
+.PHONY: setup system-deps kotlin-deps browser-deps weights demo test paper clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -26,6 +26,12 @@ kotlin-deps:
 	  else echo "the Kotlin tests need JUnit 5: sudo apt-get install junit5" >&2; exit 1; fi; fi
 	@if ! command -v kotlinc >/dev/null && [ ! -x "$$(npm root -g 2>/dev/null)/kotlin-compiler/bin/kotlinc" ]; then \
 	  npm install -g --silent kotlin-compiler@2.4.20; fi
+
+# The HTML report's render test opens the page in headless Chromium (Debian's package).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "the HTML report test needs Chromium: sudo apt-get install chromium" >&2; exit 1; fi; fi
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -50,12 +56,12 @@ PAPER_CONFIGS := gan gan_ela gan_sd gan_sd_dropout gan_sd_ela
 PROTOCOLS := as_is controlled
 paper: setup weights
 	@for c in $(PAPER_CONFIGS); do for p in $(PROTOCOLS); do run=runs/paper/$${c}_$$p; \
-	  [ -f $$run/model.keras ] || $(PY) -m train --config $$c --protocol $$p --data $(SHARED)/data --out $$run --overwrite || exit 1; \
+	  [ -f $$run/model.keras ] || $(PY) -m train --config $$c --protocol $$p --data $(SHARED)/data --out $$run || exit 1; \
 	  [ -f $$run/export/conversion.json ] || $(PY) -m convert --run $$run --variants float32,int8 || exit 1; \
 	done; done
 	$(PY) -m benchmark --models $$(ls -d runs/paper/*/export | paste -sd, -) --data $(SHARED)/data --out reports/paper
 
-test: setup weights kotlin-deps
+test: setup weights kotlin-deps browser-deps
 	$(PY) -m pytest tests -q
 	PYTHON=$(PY) bash android_demo/core/run_tests.sh
 

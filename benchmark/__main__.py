@@ -1,23 +1,51 @@
-"""`python -m benchmark`: accuracy (paper's Tables 1-2 layout) and latency of exported .tflite models.
+"""`python -m benchmark`: accuracy (paper's Tables 1-2 layout), detection metrics, held-out
+generators, robustness to JPEG/resize/blur, quantisation damage against float32, latency and
+memory of exported .tflite models — with optional gates for CI.
 
 Example:
-  python -m benchmark --models runs/gan/export --data ../shared/data --out reports/gan
+  python -m benchmark --models runs/gan/export,runs/gan_sd/export --data ../shared/data --report reports/gan
+  python -m benchmark --models runs/gan/export --data ../shared/data --robustness none \\
+      --max_quant_drop 2 --fail_below auc=0.9,balanced_accuracy=0.8
+
+Exit codes: 0 done, 1 usage mistake (bad flags), 2 unusable input (one `error:` line), 3 report
+written but a gate failed (one `gate failed:` line per violation on stderr).
 """
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
+from benchmark.gates import gate_failures, parse_floors  # noqa: E402
+from benchmark.robustness import CONDITIONS, parse_conditions  # noqa: E402
 from train.cli import main_entry, run_main  # noqa: E402
+
+GATE_FAILED = 3
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", None, ".tflite files or folders of them (exported by `python -m convert`).")
 flags.DEFINE_string("data", "demo_data", "Dataset: a folder with MANIFEST.csv, or a manifest CSV.")
-flags.DEFINE_string("out", "reports/latest", "Folder for benchmark.md, benchmark.json and skipped.csv.")
+flags.DEFINE_string("out", "reports/latest", "Report folder: benchmark.md, benchmark.json, report.html (one "
+                    "self-contained page with plots and Grad-CAM images) and skipped.csv.")
+flags.DEFINE_alias("report", "out")
 flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts for the latency table.")
-flags.DEFINE_integer("latency_runs", 30, "Timed inferences per model and thread count (after 5 warm-up runs).")
+flags.DEFINE_integer("latency_runs", 30, "Timed inferences per model and thread count (after 5 warm-up runs), "
+                     "each model in a fresh process; also the number of images whose preprocessing is timed.")
+flags.DEFINE_list("robustness", list(CONDITIONS),
+                  "Perturbations applied to each decoded test image before the model's own preprocessing, for "
+                  "the robustness table on the 50:50 sets: original, jpeg95/jpeg75/jpeg50 (re-saved as JPEG at "
+                  "that quality), downscale0.5 (half size, then the usual resize), blur1 (Gaussian blur, "
+                  "radius 1 px), reencode2 (JPEG q90 then q75); 'none' skips the table.")
+flags.DEFINE_integer("gradcam", 3, "Grad-CAM images per decision category (true/false positive/negative) for "
+                     "each benchmarked run whose Keras model sits beside its export (<run>/export/); 0 skips it.",
+                     lower_bound=0)
+flags.DEFINE_float("max_quant_drop", None, "Gate: exit 3 when any quantised model loses more than this many "
+                   "accuracy or AUC points against the float32 export of its run on any test set.")
+flags.DEFINE_list("fail_below", [], "Gate: floors metric=value,... on the 50:50 sets for every model, with metric "
+                  "one of accuracy, balanced_accuracy, auc (e.g. auc=0.9,accuracy=0.8); exit 3 when any is missed.")
 flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
 
@@ -26,14 +54,35 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.models:
         raise app.UsageError("--models is required: .tflite files or folders of them")
+    try:
+        conditions = parse_conditions(FLAGS.robustness)
+        floors = parse_floors(FLAGS.fail_below)
+        threads = [int(t) for t in FLAGS.threads]
+    except ValueError as err:
+        raise app.UsageError(str(err))
+    failures = []
 
     def job():
         from benchmark.run import evaluate, find_models, write_report
-        result = evaluate(find_models(FLAGS.models), FLAGS.data, [int(t) for t in FLAGS.threads], FLAGS.latency_runs)
+        from train.io import make_folder
+        out = Path(FLAGS.out)
+        existed = out.exists()
+        make_folder(out)  # an unusable report folder fails now, not after the whole benchmark
+        try:
+            result = evaluate(find_models(FLAGS.models), FLAGS.data, threads, FLAGS.latency_runs, conditions,
+                              FLAGS.gradcam)
+        except BaseException:
+            if not existed and not any(out.iterdir()):
+                out.rmdir()  # a failed run leaves no empty report folder behind
+            raise
         print(write_report(result, FLAGS.out))
-        print(f"\nreport: {FLAGS.out}/benchmark.md, {FLAGS.out}/benchmark.json")
+        print(f"\nreport: {FLAGS.out}/report.html, {FLAGS.out}/benchmark.md, {FLAGS.out}/benchmark.json")
+        failures.extend(gate_failures(result, floors, FLAGS.max_quant_drop))
 
-    return run_main(job, FLAGS.debug)
+    code = run_main(job, FLAGS.debug)
+    for failure in failures:
+        print(f"gate failed: {failure}", file=sys.stderr)
+    return GATE_FAILED if code == 0 and failures else code
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""From a training run to .tflite files: float32, float16, dynamic-range and full-integer int8.
+"""From a training run to .tflite files: float32, float16, dynamic-range and full-integer int8, and
+on request int8 after quantisation-aware training (`int8_qat`, see convert/qat.py).
 
 int8 is calibrated on images of the run's own training split, preprocessed exactly as in
 training (ELA included), and forced to integer-only builtin ops with uint8 input/output, so a
-phone's int8 delegate never meets a silent float fallback. Every file gets FakeLens metadata.
+phone's int8 delegate never meets a silent float fallback; int8_qat is converted the same way
+from the fine-tuned QAT model. Every file gets FakeLens metadata.
 After converting, each file is checked: its ops' types, its I/O types, its size, and how often
 it agrees with float32 on validation images.
 """
@@ -21,12 +23,16 @@ import tf_keras  # noqa: E402
 
 from convert.ela_graph import ElaLayer, quantize_keeping_ela_float  # noqa: E402
 from convert.metadata import ModelInfo, write_metadata  # noqa: E402
+from convert.qat import QAT_EPOCHS, QAT_LEARNING_RATE, fine_tune_quantized  # noqa: E402
 from convert.runtime import TfliteModel  # noqa: E402
 from train.configs import TrainConfig  # noqa: E402
 from train.data import DataError, Record, load_records, preprocess_records, select  # noqa: E402
-from train.io import atomic_write_bytes, atomic_write_json  # noqa: E402
+from train.io import atomic_write_bytes, atomic_write_json, make_folder  # noqa: E402
 
-VARIANTS = ("float32", "float16", "dynamic", "int8")
+DEFAULT_VARIANTS = ("float32", "float16", "dynamic", "int8")
+VARIANTS = DEFAULT_VARIANTS + ("int8_qat",)  # int8_qat trains for a few epochs, so only on request
+INTEGER_VARIANTS = ("int8", "int8_qat")
+VARIANT_TEXT = {"int8_qat": "int8 after quantisation-aware training"}
 FLOAT_TYPES = (np.float32, np.float16)
 
 
@@ -53,12 +59,22 @@ def load_run(folder: str | Path) -> Run:
         raise RunError(f"{folder}: no config.json — not a FakeLens run folder (train one with `python -m train`)")
     if not model_file.is_file():
         raise RunError(f"{folder}: no model.keras — the training run did not finish; run `python -m train` again")
-    summary = json.loads(config_file.read_text())
+    try:
+        summary = json.loads(config_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunError(f"{config_file}: not valid JSON ({err}) — the run folder is damaged; retrain") from None
     try:
         config = TrainConfig.from_dict(summary["config"])
+        if not isinstance(summary["data"]["path"], str):  # where export_run finds the training data
+            raise TypeError("data.path is not a string")
     except (KeyError, TypeError, ValueError) as err:
-        raise RunError(f"{config_file}: config from an incompatible FakeLens version ({err}) — retrain") from None
-    model = tf_keras.models.load_model(model_file, compile=False, safe_mode=True)
+        raise RunError(f"{config_file}: config from an incompatible FakeLens version "
+                       f"({err.__class__.__name__}: {err}) — retrain with this version") from None
+    try:
+        model = tf_keras.models.load_model(model_file, compile=False, safe_mode=True)
+    except (OSError, ValueError) as err:
+        raise RunError(f"{model_file}: cannot be loaded ({' '.join(str(err).split())[:200]}) — "
+                       f"the file is damaged; run `python -m train` again") from None
     return Run(folder, config, summary, model)
 
 
@@ -75,16 +91,20 @@ def interleave(records: list[Record], n: int) -> list[Record]:
 
 
 def to_tflite(model: tf_keras.Model, variant: str, calibration: np.ndarray | None = None) -> bytes:
-    """Convert a Keras model; `calibration` (uint8 images) is required for int8."""
+    """Convert a Keras model; `calibration` (uint8 images) is required for int8 and int8_qat.
+
+    int8_qat takes the model from `qat.fine_tune_quantized`: the converter uses its learned
+    ranges, and the calibration images only fill the one range it lacks (inside the rescaling).
+    """
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant == "int8":
+    elif variant in INTEGER_VARIANTS:
         if calibration is None or not len(calibration):
-            raise ValueError("int8 conversion needs calibration images")
+            raise ValueError(f"{variant} conversion needs calibration images")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([img[None].astype(np.float32)] for img in calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -129,15 +149,21 @@ def with_ela_in_graph(run: Run) -> tf_keras.Model:
 
 
 def export_run(folder: str | Path, out: str | Path | None = None, variants=VARIANTS, data: str | None = None,
-               threshold: float = 0.5, check_images: int = 100, ela_in_graph: bool = False) -> list[dict]:
+               threshold: float = 0.5, check_images: int = 100, ela_in_graph: bool = False,
+               qat_epochs: int = QAT_EPOCHS, qat_learning_rate: float = QAT_LEARNING_RATE) -> list[dict]:
     """Convert the run in `folder` to each variant under `out` (default folder/export).
 
     With `ela_in_graph` the model computes ELA itself (exactly as `ela.error_level`), takes the
     resized RGB image, and only float32 and int8 exist: int8 keeps the ELA in float32 and
     quantises the classifier behind it (float16/dynamic weights would break the ELA's exactness).
+    int8_qat fine-tunes the run's model with quantisation-aware training first (`qat_epochs` at
+    `qat_learning_rate`, see convert/qat.py); it is not available with `ela_in_graph`.
     """
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {', '.join(unknown)} — choose from {','.join(VARIANTS)}")
     run = load_run(folder)
-    out = Path(out) if out else run.folder / "export"
+    out = make_folder(out if out else run.folder / "export")  # fail before converting, not after
     cfg = run.config
     prep = cfg.preprocessing()
     model, suffix = run.model, ""
@@ -151,7 +177,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=VARIA
     data = data or run.summary["data"]["path"]
     records = load_records(data)
     calibration = val = None
-    if "int8" in variants:
+    if set(INTEGER_VARIANTS) & set(variants):
         calib_recs = interleave(select(records, cfg.sources, ["train"]), cfg.calibration_size)
         if not calib_recs:
             raise DataError(f"{data}: no training images of {', '.join(cfg.sources)} to calibrate int8 with")
@@ -165,11 +191,17 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=VARIA
         name = f"{run.name}{suffix}_{variant}"
         info = ModelInfo(name=name, preprocessing=prep, config=cfg.name, variant=variant,
                          threshold=threshold, ela_in_graph=ela_in_graph,
-                         description=f"FakeLens {cfg.description} ({variant}{', ELA in graph' if ela_in_graph else ''}).",
+                         description=f"FakeLens {cfg.description} ({VARIANT_TEXT.get(variant, variant)}"
+                                     f"{', ELA in graph' if ela_in_graph else ''}).",
                          extra={"protocol": cfg.protocol, "run": run.name,
                                 "data_counts": run.summary["data"].get("counts", {})})
+        qat_summary = None
         if ela_in_graph and variant == "int8":
             converted = quantize_keeping_ela_float(model, lambda: ([img[None]] for img in calibration))
+        elif variant == "int8_qat":
+            qat_model, qat_summary = fine_tune_quantized(model, cfg, records, calibration, qat_epochs,
+                                                         qat_learning_rate)
+            converted = to_tflite(qat_model, variant, calibration)
         else:
             converted = to_tflite(model, variant, calibration)
         model_bytes = write_metadata(converted, info)
@@ -179,7 +211,9 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=VARIA
         report = {"variant": variant, "path": str(path), "size_bytes": len(model_bytes),
                   "input_dtype": np.dtype(tfl.input["dtype"]).name, "output_dtype": np.dtype(tfl.output["dtype"]).name,
                   "float_ops": sorted(set(float_ops(model_bytes)))}
-        if variant == "int8" and report["float_ops"] and not ela_in_graph:
+        if qat_summary:
+            report["qat"] = qat_summary
+        if variant in INTEGER_VARIANTS and report["float_ops"] and not ela_in_graph:
             raise RuntimeError(f"{path}: int8 model still has float ops {report['float_ops']} — "
                                f"this is a converter fallback, not an integer-only model")
         if reference is None and variant == "float32":
@@ -202,4 +236,10 @@ def format_report(reports: list[dict]) -> str:
         ops = "none" if not r["float_ops"] else len(r["float_ops"])
         lines.append(f"| {r['variant']} | {r['size_bytes'] / 1024:.0f} | {r['input_dtype']} | {r['output_dtype']} | "
                      f"{ops} | {agrees} | {gap} |")
+    for r in reports:
+        if "qat" in r:
+            q = r["qat"]
+            lines.append(f"\n{r['variant']}: quantisation-aware training, {q['epochs']} epoch(s) at learning rate "
+                         f"{q['learning_rate']:g} on {q['n_train']} images, {q['wall_seconds']:.0f} s; val accuracy "
+                         f"{q['val_accuracy']:.3f} (float32 {q['float_val_accuracy']:.3f}, n={q['n_val']})")
     return "\n".join(lines)

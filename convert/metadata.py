@@ -19,6 +19,7 @@ from pathlib import Path
 
 import flatbuffers
 from tensorflow_lite_support.metadata import metadata_schema_py_generated as fb
+from tensorflow_lite_support.metadata import schema_py_generated as tfl_schema
 from tensorflow_lite_support.metadata.python import metadata as tflite_metadata
 
 from ela import Preprocessing
@@ -158,6 +159,13 @@ def _associated_file(model: bytes, name: str, where: str) -> bytes:
                             f"re-export it with `python -m convert`") from None
 
 
+def input_shape(model: bytes) -> list[int]:
+    """The shape of the model's first input tensor, read from the flatbuffer (no interpreter)."""
+    graph = tfl_schema.Model.GetRootAsModel(model, 0).Subgraphs(0)
+    shape = graph.Tensors(graph.Inputs(0)).ShapeAsNumpy()
+    return [int(v) for v in shape] if not isinstance(shape, int) else []
+
+
 def read_model_info(model: str | Path | bytes) -> ModelInfo:
     """The `ModelInfo` written into a FakeLens .tflite (path or bytes)."""
     where = "<model bytes>" if isinstance(model, (bytes, bytearray)) else str(model)
@@ -165,15 +173,17 @@ def read_model_info(model: str | Path | bytes) -> ModelInfo:
         try:
             model = Path(model).read_bytes()
         except FileNotFoundError:
-            raise MetadataError(f"{where}: no such model file") from None
+            raise MetadataError(f"{where}: no such model file — check the path") from None
         except IsADirectoryError:
-            raise MetadataError(f"{where}: is a directory, not a .tflite file") from None
+            raise MetadataError(f"{where}: is a directory, not a .tflite file — pass the file itself") from None
     if len(model) < 8 or model[4:8] != b"TFL3":
-        raise MetadataError(f"{where}: not a TensorFlow Lite model (no TFL3 identifier)")
+        raise MetadataError(f"{where}: not a TensorFlow Lite model (no TFL3 identifier) — "
+                            f"pass a .tflite file exported by `python -m convert`")
     try:
         meta_buf = tflite_metadata.get_metadata_buffer(bytes(model))
     except Exception as err:  # a damaged flatbuffer raises from deep inside flatbuffers
-        raise MetadataError(f"{where}: unreadable TensorFlow Lite model ({err.__class__.__name__})") from None
+        raise MetadataError(f"{where}: unreadable TensorFlow Lite model ({err.__class__.__name__}) — the file is "
+                            f"damaged or cut short; copy or export it again") from None
     if not meta_buf:
         raise MetadataError(f"{where}: has no TFLite metadata — export it with `python -m convert`, "
                             f"which writes the preprocessing the model needs")
@@ -184,7 +194,13 @@ def read_model_info(model: str | Path | bytes) -> ModelInfo:
         raise MetadataError(f"{where}: {INFO_FILE} is not valid JSON ({err}) — re-export the model") from None
     dec = lambda b: b.decode("utf-8") if isinstance(b, bytes) else (b or "")  # noqa: E731
     try:
-        return ModelInfo.from_json(info_json, description=dec(meta.description), author=dec(meta.author),
+        info = ModelInfo.from_json(info_json, description=dec(meta.description), author=dec(meta.author),
                                    license=dec(meta.license))
-    except (KeyError, TypeError, ValueError) as err:
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise MetadataError(f"{where}: {INFO_FILE} is incomplete or invalid ({err}) — re-export the model") from None
+    size = info.preprocessing.input_size
+    shape = input_shape(bytes(model))
+    if shape[1:] != [size, size, 3]:
+        raise MetadataError(f"{where}: the model takes input {shape} but its {INFO_FILE} says {size}x{size} RGB — "
+                            f"the metadata belongs to another model; re-export it with `python -m convert`")
+    return info

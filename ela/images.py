@@ -62,4 +62,7 @@ def read_image(path: str | Path) -> tuple[Image.Image, str]:
         raise ImageError(f"{path}: is a directory, not an image file") from None
     except PermissionError:
         raise ImageError(f"{path}: permission denied — make the file readable") from None
+    except OSError as err:  # e.g. a path through a file, or an I/O error: still this one file's problem
+        raise ImageError(f"{path}: cannot be read ({err.strerror or err}) — "
+                         f"check the path or the manifest row") from None
     return decode_rgb(data, str(path)), hashlib.sha256(data).hexdigest()

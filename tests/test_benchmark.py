@@ -45,28 +45,120 @@ def test_benchmark_cli_end_to_end_reads_preprocessing_from_metadata(tiny_export,
     try:
         broken.write_bytes(original[:300])  # a truncated download among the test images
         models = [tiny_export["float32"]["path"], tiny_export["int8"]["path"]]
-        proc = run_cli("benchmark", "--models", ",".join(models), "--data", str(demo_data), "--out", str(out),
-                       "--latency_runs", "5", "--threads", "1")
+        proc = run_cli("benchmark", "--models", ",".join(models), "--data", str(demo_data), "--report", str(out),
+                       "--latency_runs", "5", "--threads", "1", "--robustness", "original,jpeg50", "--gradcam", "1",
+                       "--max_quant_drop", "100", "--fail_below", "accuracy=0,auc=0")  # gates that must pass
     finally:
         broken.write_bytes(original)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "gate failed" not in proc.stderr
     assert "Table 1" in proc.stdout and "Table 2" in proc.stdout and "Latency" in proc.stdout
     result = json.loads((out / "benchmark.json").read_text())
     assert set(result["models"]) == {"tiny_float32", "tiny_int8"}
     gan = result["models"]["tiny_int8"]["sets"]["GAN"]
     assert gan["n_real"] == gan["n_fake"] > 0 and 0.0 <= gan["accuracy"] <= 1.0
+    roc = gan["roc"]
+    assert len(roc["fpr"]) == len(roc["tpr"]) <= 200 and roc["fpr"][0] == roc["tpr"][0] == 0.0
+    assert roc["fpr"][-1] == roc["tpr"][-1] == 1.0 and roc["fpr"] == sorted(roc["fpr"])
+    assert "roc" not in result["models"]["tiny_int8"]["sets"]["SD XL1.0"]  # fake-only: no curve
+
     int8_row = next(r for r in result["latency"] if r["variant"] == "int8")
-    assert int8_row["ratio"] > 0 and int8_row["size_ratio"] < 0.5
+    assert int8_row["ratio"] > 0 and int8_row["size_ratio"] < 0.5 and int8_row["memory_ratio"] > 0
+    for row in result["latency"]:
+        assert row["p99_ms"] >= row["p90_ms"] >= row["p50_ms"] > 0 and row["cold_ms"] > 0 and row["peak_mib"] > 0
+    (prep_row,) = result["preprocessing_latency"]  # both exports share one ELA preprocessing
+    assert prep_row["models"] == ["tiny_float32", "tiny_int8"] and prep_row["n"] == 5
+    assert prep_row["preprocessing"]["ela"] and prep_row["ms_per_image"] > 0 and prep_row["ratio"] > 0
+
+    rows = {(r["model"], r["condition"], r["set"]): r for r in result["robustness"]}
+    assert {c for _, c, _ in rows} == {"original", "jpeg50"}
+    for (model, condition, set_name), row in rows.items():
+        plain = result["models"][model]["sets"][set_name]
+        assert row["n"] == plain["n"]
+        if condition == "original":  # the unperturbed condition is the plain benchmark
+            assert row["accuracy"] == plain["accuracy"] and row["auc"] == plain["detail"]["auc"]
+    assert {q["model"] for q in result["quantization"]} == {"tiny_int8"}
+    assert {q["reference"] for q in result["quantization"]} == {"tiny_float32"}
+
     skipped = (out / "skipped.csv").read_text()
     if "gan_faces_000.jpg" in [r["path"].rsplit("/", 1)[-1] for r in result["skipped"]]:
         assert "truncated" in skipped
     report = (out / "benchmark.md").read_text()
-    for section in ("Table 1", "Table 2", "Detection metrics", "Held-out generators", "Latency"):
+    for section in ("Table 1", "Table 2", "Detection metrics", "Held-out generators", "Robustness",
+                    "Quantisation damage", "Latency", "Preprocessing time"):
         assert section in report
     table1 = report[report.index("Table 1"):report.index("Table 2")]
     assert table1.count("| tiny_int8 |") == 1 and "| paper: gan_sd |" in table1
     assert "| tiny_int8 | GAN |" in report  # detection metrics row
+    assert "| model | set | original | jpeg50 |" in report
     assert result["models"]["tiny_int8"]["sets"]["GAN"]["detail"]["auc_ci95"][0] <= 1.0
+
+    # Grad-CAM: one gallery per training run (its exports share the Keras model), sampled by float32's calls
+    assert list(result["gradcam"]) == ["tiny_float32"]
+    categories = result["gradcam"]["tiny_float32"]["categories"]
+    shown = [item for c in categories.values() for item in c["items"]]
+    assert shown and all(len(c["items"]) <= 1 for c in categories.values())
+    assert all(set(item["images"]) == {"input", "rgb"} for item in shown)  # ELA model: map and photo
+    assert "Grad-CAM: share of heat outside" in report
+    page = (out / "report.html").read_text()
+    assert page.count("<table") >= 6 and page.count('src="data:image/png;base64,') >= len(shown) * 2 + 1
+
+
+def test_failed_gates_exit_3_after_writing_the_report(tiny_export, demo_data, tmp_path):
+    out = tmp_path / "gated"
+    proc = run_cli("benchmark", "--models", tiny_export["float32"]["path"] + "," + tiny_export["int8"]["path"],
+                   "--data", str(demo_data), "--out", str(out), "--latency_runs", "2", "--threads", "1",
+                   "--robustness", "none", "--fail_below", "accuracy=1.01", "--max_quant_drop", "-1")
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    assert all((out / f).is_file() for f in ("benchmark.md", "benchmark.json", "skipped.csv"))
+    result = json.loads((out / "benchmark.json").read_text())
+    assert result["robustness"] == []
+    gate_lines = [line for line in proc.stderr.splitlines() if line.startswith("gate failed:")]
+    n_balanced = sum(1 for m in result["models"].values() for t in TEST_SETS if t.real_sources and t.name in m["sets"])
+    n_quant = sum(1 for q in result["quantization"] for k in ("delta_acc_points", "delta_auc_points")
+                  if q[k] is not None and q[k] < 1)  # a -1 allowance fails unless it gained over 1 point
+    assert len([g for g in gate_lines if "accuracy" in g and "below 1.01" in g]) == n_balanced > 0
+    assert len([g for g in gate_lines if "points vs tiny_float32" in g]) == n_quant
+    assert not error_lines(proc)
+
+
+@pytest.mark.parametrize("flag,value,message", [("--fail_below", "accuracy", "metric=value"),
+                                                ("--fail_below", "precision=0.5", "metric=value"),
+                                                ("--fail_below", "auc=high", "not a number"),
+                                                ("--robustness", "jpeg10", "unknown robustness condition")])
+def test_bad_gate_and_robustness_flags_are_usage_errors(tmp_path, flag, value, message):
+    proc = run_cli("benchmark", "--models", str(tmp_path), flag, value)
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_gate_failures_on_floors_and_quantisation_drops():
+    from benchmark.gates import gate_failures, parse_floors
+    assert parse_floors(["auc=0.9", "balanced_accuracy=0.8"]) == {"auc": 0.9, "balanced_accuracy": 0.8}
+    detail = {"accuracy": 0.85, "balanced_accuracy": 0.84, "auc": 0.95}
+    result = {"models": {"m_int8": {"sets": {"GAN": {"detail": detail}, "SD1.5": {"accuracy": 0.1}}}},
+              "quantization": [{"model": "m_int8", "reference": "m_float32", "set": "GAN",
+                                "delta_acc_points": -2.5, "delta_auc_points": -0.5},
+                               {"model": "m_int8", "reference": "m_float32", "set": "SD1.5",
+                                "delta_acc_points": -4.0, "delta_auc_points": None}]}
+    assert gate_failures(result, {"auc": 0.9, "accuracy": 0.8}, 5.0) == []
+    failures = gate_failures(result, {"auc": 0.96}, 2.0)
+    assert failures == ["m_int8 on GAN: auc 0.9500 is below 0.96",
+                        "m_int8 on GAN: accuracy -2.50 points vs m_float32 (allowed drop: 2.0 points)",
+                        "m_int8 on SD1.5: accuracy -4.00 points vs m_float32 (allowed drop: 2.0 points)"]
+
+
+def test_roc_points_are_thinned_to_at_most_200_with_the_ends_kept():
+    from benchmark.metrics import roc_curve
+    from benchmark.run import roc_points
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 2, 1000), rng.random(1000)
+    roc = roc_points(y, p)
+    assert len(roc["fpr"]) == len(roc["tpr"]) == 200
+    fpr, tpr, _ = roc_curve(y, p)
+    assert (roc["fpr"][0], roc["tpr"][0]) == (0.0, 0.0) and (roc["fpr"][-1], roc["tpr"][-1]) == (fpr[-1], tpr[-1])
+    assert np.all(np.diff(roc["fpr"]) >= 0) and np.all(np.diff(roc["tpr"]) >= 0)
+    small = roc_points(np.array([0, 1, 1]), np.array([0.2, 0.9, 0.4]))
+    assert small == {"fpr": [0.0, 0.0, 0.0, 1.0], "tpr": [0.0, 0.5, 1.0, 1.0]}  # short curves stay whole
 
 
 def test_benchmark_bad_inputs_are_one_line_errors(tmp_path, demo_data):
@@ -98,7 +190,9 @@ def test_held_out_table_marks_trained_sources():
     assert "| a_int8 | train | 0.250 / 0.750 (n=4) |" in text and "| b_int8 | 0.250 / 0.750 (n=4) | train |" in text
 
 
-@pytest.mark.parametrize("module,flag", [("benchmark", "--models"), ("benchmark.audit", "--protocol"),
+@pytest.mark.parametrize("module,flag", [("benchmark", "--models"), ("benchmark", "--robustness"),
+                                         ("benchmark", "--max_quant_drop"), ("benchmark", "--fail_below"),
+                                         ("benchmark.audit", "--protocol"),
                                          ("benchmark.threshold", "--target"), ("convert", "--variants")])
 def test_every_command_has_help(module, flag):
     proc = run_cli(module, "--help")

@@ -1,26 +1,13 @@
-import csv
-import io
-
 import numpy as np
-import pytest
 from PIL import Image
 
 from ela import Preprocessing
-from train.data import (DataError, balance, hash_split, load_manifest, load_records, preprocess_records,
-                        scan_folders, select)
+from train.data import balance, hash_split, load_records, preprocess_records, scan_folders, select
 
 
 def write_png(path, seed):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.random.RandomState(seed).randint(0, 255, (40, 40, 3), dtype=np.uint8)).save(path)
-
-
-def write_manifest(path, rows, header=("path", "label", "source")):
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    return path
 
 
 def test_hash_split_is_deterministic_and_roughly_proportional():
@@ -44,24 +31,6 @@ def test_folder_tree_splits_are_disjoint_and_duplicates_share_a_split(tmp_path):
     split_of = {r.path.name: r.split for r in records}
     assert split_of["r0.png"] == split_of["copy_of_r0.png"]
     assert [r.split for r in scan_folders(tmp_path, {"cam": "real", "gen": "fake"})] == [r.split for r in records]
-
-
-def test_manifest_errors_say_what_to_fix(tmp_path):
-    write_png(tmp_path / "a.png", 0)
-    cases = [
-        (write_manifest(tmp_path / "m1.csv", [["a.png", "real"]], header=("path", "label")), "missing column"),
-        (write_manifest(tmp_path / "m2.csv", [["a.png", "maybe", "s"]]), "unknown label"),
-        (write_manifest(tmp_path / "m3.csv", [["../x.png", "real", "s"]]), "outside the dataset root"),
-        (write_manifest(tmp_path / "m4.csv", [["/etc/passwd", "real", "s"]]), "outside the dataset root"),
-        (write_manifest(tmp_path / "m5.csv", [["a.png", "real", "s"], ["a.png", "real", "s"]]), "duplicate row"),
-        (write_manifest(tmp_path / "m6.csv", []), "no rows"),
-        (tmp_path / "absent.csv", "not found"),
-    ]
-    for path, words in cases:
-        with pytest.raises(DataError, match=words):
-            load_manifest(path)
-    with pytest.raises(DataError, match="no MANIFEST.csv"):
-        load_records(tmp_path)
 
 
 def test_shared_manifest_loads_with_its_fixed_splits(shared_data):

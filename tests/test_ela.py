@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ela import ElaParams, FormatControl, ImageError, Preprocessing, decode_rgb, error_level, read_image, to_rgb
+from ela import ElaParams, FormatControl, Preprocessing, decode_rgb, error_level, to_rgb
 from train.demo_data import synthetic_image
 
 
@@ -66,28 +66,6 @@ def test_16_bit_is_scaled_not_clipped():
 def test_alpha_is_composited_on_white():
     img = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
     assert np.asarray(to_rgb(img)).min() == 255
-
-
-def test_exif_rotation_is_applied():
-    img = Image.new("RGB", (40, 20), (10, 20, 30))
-    exif = img.getexif()
-    exif[0x0112] = 6  # rotate 90° clockwise on display
-    data = encode(img, "JPEG", exif=exif.tobytes())
-    assert decode_rgb(data).size == (20, 40)
-
-
-def test_bad_files_raise_image_error_naming_the_file(tmp_path):
-    empty = tmp_path / "empty.jpg"
-    empty.write_bytes(b"")
-    text = tmp_path / "notes.jpg"
-    text.write_text("not an image")
-    truncated = tmp_path / "cut.jpg"
-    truncated.write_bytes(encode(natural_image(), "JPEG", quality=90)[:600])
-    for path, words in [(empty, "empty"), (text, "not an image"), (truncated, "truncated"),
-                        (tmp_path / "missing.jpg", "no such file")]:
-        with pytest.raises(ImageError, match=words) as info:
-            read_image(path)
-        assert str(path) in str(info.value)
 
 
 def test_params_validate():

@@ -35,7 +35,13 @@ flags.DEFINE_enum("ela_resolution", None, ["full", "resized"], "Override where E
                   "image ('full') or on the resized model input ('resized', needed for convert --ela_in_graph).")
 flags.DEFINE_bool("cache_trunk", None, "Compute the frozen layers once per image and train the tail on them "
                   "(default); --nocache_trunk runs the whole model at every step (same result, slower).")
-flags.DEFINE_bool("overwrite", False, "Replace a finished run in --out.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                  "default: this process's device; mirrored: all local devices; multi_worker: the machines "
+                  "listed in the TF_CONFIG environment variable (run the same command on each).")
+flags.DEFINE_enum("lr_scaling", "linear", ["linear", "none"], "With N replicas a step takes N × batch_size "
+                  "images; 'linear' multiplies the learning rate by N, 'none' keeps the config's.")
+flags.DEFINE_bool("overwrite", False, "Replace a finished or interrupted run in --out (without it, an "
+                  "interrupted run of the same config resumes).")
 flags.DEFINE_bool("list_configs", False, "Print the named configs and exit.")
 flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
@@ -59,7 +65,7 @@ def main(argv):
             if cfg.ela is None:
                 raise ValueError(f"--ela_resolution: config {cfg.name!r} uses no ELA")
             cfg = dataclasses.replace(cfg, ela=dataclasses.replace(cfg.ela, resolution=FLAGS.ela_resolution))
-        train_run(cfg, FLAGS.data, FLAGS.out or f"runs/{cfg.name}", FLAGS.overwrite)
+        train_run(cfg, FLAGS.data, FLAGS.out or f"runs/{cfg.name}", FLAGS.overwrite, FLAGS.strategy, FLAGS.lr_scaling)
 
     return run_main(job, FLAGS.debug)
 

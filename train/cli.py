@@ -10,8 +10,17 @@ from absl import app, logging
 from ela import ImageError
 from train.data import DataError
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ImageError, DataError, FileNotFoundError, PermissionError,
-                                                IsADirectoryError, ValueError, RuntimeError)
+# OSError covers files and folders that cannot be read or written (missing, a file where a folder
+# is needed, no permission, a read-only disk): the user can fix all of those.
+USER_ERRORS: tuple[type[BaseException], ...] = (ImageError, DataError, OSError, ValueError, RuntimeError)
+
+
+def error_message(err: BaseException) -> str:
+    """One line naming the file and the fix. Our own errors already read that way; an OSError
+    raised by the system is reworded from its file name and reason; line breaks are folded."""
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        return f"{err.filename}: {err.strerror.lower()} — check this path (outputs need a folder you can write to)"
+    return " ".join(str(err).split())
 
 
 def main_entry(main: Callable) -> None:
@@ -34,6 +43,6 @@ def run_main(job: Callable[[], object], debug: bool) -> int:
     except USER_ERRORS as err:
         if debug:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_message(err)}", file=sys.stderr)
         return 2
     return 0

@@ -58,10 +58,11 @@ def hash_split(sha256_hex: str, val: float = 0.15, test: float = 0.15) -> str:
     return "test" if u < test else "val" if u < test + val else "train"
 
 
-def _inside(root: Path, rel: str) -> Path:
+def _inside(root: Path, rel: str, where: str) -> Path:
+    """`rel` resolved under `root`; a manifest may not reach files outside its dataset."""
     path = (root / rel).resolve()
     if os.path.isabs(rel) or not path.is_relative_to(root.resolve()):
-        raise DataError(f"manifest path {rel!r} points outside the dataset root {root} — use paths relative to it")
+        raise DataError(f"{where}: path {rel!r} points outside the dataset root {root} — use paths relative to it")
     return path
 
 
@@ -72,27 +73,35 @@ def load_manifest(manifest: str | Path, root: str | Path | None = None) -> list[
     if not manifest.is_file():
         raise DataError(f"{manifest}: manifest not found — pass a CSV with columns {','.join(REQUIRED_COLUMNS)}")
     root = Path(root) if root else manifest.parent
-    with open(manifest, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{manifest}: missing column(s) {', '.join(missing)} — "
-                            f"the header needs {','.join(REQUIRED_COLUMNS)}[,split]")
-        records, seen = [], set()
-        for lineno, row in enumerate(reader, start=2):
-            label = row["label"].strip().lower()
-            if label not in LABELS:
-                raise DataError(f"{manifest}:{lineno}: unknown label {row['label']!r} — use one of {LABELS}")
-            rel = row["path"].strip()
-            if rel in seen:
-                raise DataError(f"{manifest}:{lineno}: duplicate row for {rel!r} — keep one")
-            seen.add(rel)
-            path = _inside(root, rel)
-            sha = (row.get("sha256") or "").strip() or (file_sha256(path) if path.is_file() else "0" * 64)
-            split = (row.get("split") or "").strip() or hash_split(sha)
-            if split not in SPLITS:
-                raise DataError(f"{manifest}:{lineno}: unknown split {split!r} — use one of {SPLITS}")
-            records.append(Record(path, label, row["source"].strip(), split, sha))
+    try:
+        # utf-8-sig: spreadsheet programs often start a CSV with a byte-order mark
+        with open(manifest, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header, rows = reader.fieldnames or [], list(reader)
+    except (UnicodeDecodeError, csv.Error):
+        raise DataError(f"{manifest}: not a UTF-8 text CSV — pass a manifest with columns "
+                        f"{','.join(REQUIRED_COLUMNS)}[,split]") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise DataError(f"{manifest}: missing column(s) {', '.join(missing)} — "
+                        f"the header needs {','.join(REQUIRED_COLUMNS)}[,split]")
+    records, seen = [], set()
+    for lineno, row in enumerate(rows, start=2):
+        if any(row[c] is None for c in REQUIRED_COLUMNS):
+            raise DataError(f"{manifest}:{lineno}: row has fewer fields than the header — give {','.join(header)}")
+        label = row["label"].strip().lower()
+        if label not in LABELS:
+            raise DataError(f"{manifest}:{lineno}: unknown label {row['label']!r} — use one of {LABELS}")
+        rel = row["path"].strip()
+        path = _inside(root, rel, f"{manifest}:{lineno}")
+        if path in seen:
+            raise DataError(f"{manifest}:{lineno}: duplicate row for {rel!r} — keep one")
+        seen.add(path)
+        sha = (row.get("sha256") or "").strip() or (file_sha256(path) if path.is_file() else "0" * 64)
+        split = (row.get("split") or "").strip() or hash_split(sha)
+        if split not in SPLITS:
+            raise DataError(f"{manifest}:{lineno}: unknown split {split!r} — use one of {SPLITS}")
+        records.append(Record(path, label, row["source"].strip(), split, sha))
     if not records:
         raise DataError(f"{manifest}: no rows — add one row per image")
     return records
@@ -133,7 +142,8 @@ def load_records(data: str | Path, source_labels: dict[str, str] | None = None) 
     if not data.exists():
         raise DataError(f"{data}: no such dataset — give a folder with MANIFEST.csv, a manifest CSV, "
                         f"or a folder of sources with a source→label map")
-    raise DataError(f"{data}: no MANIFEST.csv here — add one, or give the source→label map")
+    raise DataError(f"{data}: no MANIFEST.csv here — add one with columns {','.join(REQUIRED_COLUMNS)}[,split], "
+                    f"or pass a manifest CSV")
 
 
 def select(records: Iterable[Record], sources: Sequence[str] | None = None, splits: Sequence[str] | None = None,

@@ -11,13 +11,35 @@ from pathlib import Path
 from typing import Iterator
 
 
+class OutputError(OSError):
+    """An output location that cannot be written; the message names it and the fix."""
+
+
+def make_folder(folder: str | Path) -> Path:
+    """Create `folder` and its parents for outputs, or fail naming the path and the reason
+    (typically a parent that is a regular file, or a read-only or virtual file system)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    except OSError as err:
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else (err.strerror or str(err)).lower()
+        raise OutputError(f"{folder}: cannot create this output folder ({why}) — "
+                          f"choose another output path") from None
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success rename it onto `path`, on error remove it.
     Works for files and for folders (e.g. a SavedModel)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    folder = make_folder(path.parent)
+    try:
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=folder))
+    except OSError as err:  # the folder exists but refuses new files
+        raise OutputError(f"{path.parent}: cannot write output files here ({(err.strerror or str(err)).lower()}) "
+                          f"— choose another output path") from None
     tmp = tmp_dir / path.name
     try:
         yield tmp

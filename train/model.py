@@ -12,11 +12,15 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tf_keras  # noqa: E402
 
-KERAS_WEIGHTS_DIR = Path.home() / ".keras" / "models"
 
 
 class WeightsError(RuntimeError):
     """ImageNet weights could not be found or fetched; the message says where to put them."""
+
+
+def keras_weights_dir() -> Path:
+    """Where Keras caches downloaded weights (read at call time: it follows $HOME)."""
+    return Path.home() / ".keras" / "models"
 
 
 def imagenet_weights_file(alpha: float, input_size: int) -> str:
@@ -49,11 +53,19 @@ def build_model(input_size: int = 224, alpha: float = 1.0, weights: str = "image
         base = tf_keras.applications.MobileNet(input_tensor=scaled, include_top=False, alpha=alpha,
                                                weights=keras_weights)
     except Exception as err:  # Keras raises a bare Exception when the download fails
-        if keras_weights != "imagenet" or "URL fetch failure" not in str(err):
+        if keras_weights is None:
             raise
-        name = imagenet_weights_file(alpha, input_size)
-        raise WeightsError(f"ImageNet weights {name} are not in {KERAS_WEIGHTS_DIR} and could not be downloaded "
-                           f"(offline?) — copy the file there (e.g. from ../shared/weights/) or pass --weights PATH") from None
+        file = keras_weights_dir() / imagenet_weights_file(alpha, input_size) if keras_weights == "imagenet" \
+            else Path(keras_weights)
+        if "URL fetch failure" in str(err):
+            raise WeightsError(f"ImageNet weights {file.name} are not in {file.parent} and could not be "
+                               f"downloaded (offline?) — copy the file there (e.g. from ../shared/weights/) "
+                               f"or pass --weights PATH") from None
+        if isinstance(err, (OSError, ValueError)) and file.is_file():  # h5py cannot open it, or shapes differ
+            raise WeightsError(f"{file}: cannot be loaded as MobileNet V1 alpha={alpha} no-top weights "
+                               f"({' '.join(str(err).split())[:200]}) — delete or replace the file, "
+                               f"or pass --weights none") from None
+        raise
     mobilenet_layers = base.layers[2:]  # after the input and the rescaling layer
     if unfreeze > len(mobilenet_layers):
         raise ValueError(f"unfreeze={unfreeze} exceeds MobileNet's {len(mobilenet_layers)} layers")

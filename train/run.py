@@ -1,14 +1,25 @@
 """One training run: data → preprocessing (once per image) → frozen-trunk activations (once per
 image) → train the unfrozen tail → a self-describing run folder.
 
-run folder: config.json (resolved config, preprocessing, data summary), model.keras (the whole
-model, best epoch by validation loss), checkpoints/best.weights.h5, history.csv, logs/
-(TensorBoard), skipped.csv (files that could not be read).
+run folder: config.json (resolved config, distribution, preprocessing, data summary, result),
+model.keras (the whole model, best epoch by validation loss), checkpoints/best.weights.h5,
+history.csv, logs/ (TensorBoard), skipped.csv (files that could not be read), and while the run
+is unfinished backup/ (model + optimizer after the last finished epoch, for resuming).
+
+A run killed at any point resumes when started again with the same command: from its last
+finished epoch, with the optimizer's state, the epoch's data order (a function of seed and
+epoch) and the best validation loss so far, so it ends where an uninterrupted run would.
 """
 from __future__ import annotations
 
 import collections
+import csv
+import io
+import json
+import math
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,14 +31,16 @@ import tf_keras  # noqa: E402
 
 from train.configs import TrainConfig  # noqa: E402
 from train.data import DataError, Record, load_records, preprocess_records, select, write_skipped  # noqa: E402
-from train.io import atomic_path, atomic_write_json  # noqa: E402
+from train.distribute import (Placement, make_placement, same_on_every_worker, scaled_learning_rate,  # noqa: E402
+                              shard_by_data, weights_sha256)
+from train.io import atomic_path, atomic_write_json, atomic_write_text, make_folder  # noqa: E402
 from train.model import build_model, mobilenet_trainable_count, split_frozen_trunk  # noqa: E402
 
 FAKELENS_VERSION = "0.1.0"
 
 
 class RunExistsError(RuntimeError):
-    """The output folder already holds a finished run."""
+    """The output folder already holds a finished run, or an interrupted run of another config."""
 
 
 def split_counts(records: list[Record]) -> dict:
@@ -40,69 +53,216 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def train_run(cfg: TrainConfig, data: str | Path, out: str | Path, overwrite: bool = False) -> Path:
-    """Train `cfg` on the dataset at `data` into the run folder `out`; return `out`."""
+def resume_key(summary: dict) -> dict:
+    """What must be equal for a run folder's backup to continue: the config, the data and the
+    training that the replicas make of them."""
+    return {"config": summary.get("config"), "data": summary.get("data", {}).get("path"),
+            "global_batch_size": summary.get("training", {}).get("global_batch_size"),
+            "learning_rate": summary.get("training", {}).get("learning_rate")}
+
+
+def run_state(out: Path, summary: dict, overwrite: bool) -> tuple[int, str | None]:
+    """(epochs finished by an interrupted run in `out`, to resume after; or -1 and why `out`
+    cannot be used). Never raises, so every worker reaches the agreement check."""
+    if overwrite:
+        return 0, None
+    if (out / "model.keras").exists():
+        return -1, f"{out}: holds a finished run — choose another --out or pass --overwrite"
+    latest = tf.train.latest_checkpoint(str(out / "backup"))
+    if latest is None:
+        return 0, None
+    saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
+    if resume_key(saved) != resume_key(summary):
+        return -1, (f"{out}: holds an interrupted run with another config, data, batch or learning rate — "
+                    f"choose another --out, or pass --overwrite to start afresh")
+    return int(latest.rsplit("-", 1)[1]), None
+
+
+def continue_history(path: Path, finished: int) -> None:
+    """Keep history.csv's rows of the `finished` epochs only: a run killed between logging an
+    epoch and backing it up logged one epoch more, which the resumed run logs again. (A
+    non-chief worker's temporary folder has no history.)"""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        rows = [row for row in reader if int(row["epoch"]) < finished]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, reader.fieldnames, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write_text(path, text.getvalue())
+
+
+class KeepBest(tf_keras.callbacks.Callback):
+    """Remember the weights of the epoch with the lowest val_loss in variables that the backup
+    checkpoints too (so a resumed run still knows the best epoch before the kill), and save them
+    as `path`. Unlike ModelCheckpoint, which deletes a non-chief worker's file at once, this
+    lets every worker put the best weights back at the end."""
+
+    def __init__(self, weights: list[np.ndarray], path: Path):
+        super().__init__()
+        self.path = path
+        self.best_loss = tf.Variable(math.inf, dtype=tf.float64, trainable=False)
+        self.best_weights = [tf.Variable(w, trainable=False) for w in weights]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs["val_loss"] < self.best_loss.numpy():
+            self.best_loss.assign(logs["val_loss"])
+            for variable, value in zip(self.best_weights, self.model.get_weights()):
+                variable.assign(value)
+            with atomic_path(self.path) as tmp:
+                self.model.save_weights(str(tmp))
+
+    def restore(self) -> None:
+        self.model.set_weights([w.numpy() for w in self.best_weights])
+
+
+class EpochBackup(tf_keras.callbacks.Callback):
+    """Checkpoint model and optimizer after every epoch as backup/ckpt-<finished epochs>; the
+    previous one is removed only once the new one is complete, so a kill never loses both."""
+
+    def __init__(self, manager: tf.train.CheckpointManager):
+        super().__init__()
+        self.manager = manager
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.manager.save(checkpoint_number=epoch + 1)
+
+
+def epoch_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_epoch: int,
+                  epochs: int) -> tf.data.Dataset:
+    """Global batches of epochs first_epoch..epochs-1, each epoch in its own order drawn from
+    (seed, epoch): a resumed run sees the batches the uninterrupted run would have."""
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(len(y), dtype=tf.int64),
+                                                         seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch)
+    x, y = tf.constant(x), tf.constant(y)
+    return (tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+            .map(lambda i: (tf.gather(x, i), tf.gather(y, i))).prefetch(2))
+
+
+def train_run(cfg: TrainConfig, data: str | Path, out: str | Path, overwrite: bool = False,
+              strategy: str = "default", lr_scaling: str = "linear") -> Path:
+    """Train `cfg` on the dataset at `data` into the run folder `out` (resuming an interrupted
+    run there); return `out`. With several workers only the chief writes `out`; the others work
+    in a temporary folder that is removed at the end."""
     out = Path(out)
-    if (out / "model.keras").exists() and not overwrite:
-        raise RunExistsError(f"{out}: holds a finished run — choose another --out or pass --overwrite")
+    placement = make_placement(strategy)  # first: multi-worker collectives are set up at program start
     started = time.time()
     seed_everything(cfg.seed)
+    summary = {
+        "fakelens_version": FAKELENS_VERSION,
+        "config": json.loads(json.dumps(cfg.to_dict())),
+        "data": {"path": str(Path(data).resolve())},
+        "training": {"strategy": placement.name, "workers": placement.num_workers, "replicas": placement.replicas,
+                     "batch_size_per_replica": cfg.batch_size, "global_batch_size": cfg.batch_size * placement.replicas,
+                     "lr_scaling": lr_scaling,
+                     "learning_rate": scaled_learning_rate(cfg.learning_rate, placement.replicas, lr_scaling)},
+    }
+    first_epoch, problem = run_state(out, summary, overwrite)
+    if not same_on_every_worker(placement, first_epoch):
+        raise RuntimeError(f"{out}: the workers found different run states here (this one: "
+                           f"{problem or f'{first_epoch} epochs done'}) — give every worker the same --out on a "
+                           f"file system they share, or --overwrite")
+    if problem:
+        raise RunExistsError(problem)
+    if first_epoch:
+        print(f"resuming {out} from epoch {first_epoch} ({first_epoch} of {cfg.epochs} epochs done)")
+    work = out if placement.is_chief else Path(tempfile.mkdtemp(prefix="fakelens-worker-"))
+    try:
+        return fit_and_save(cfg, data, out, work, placement, summary, first_epoch, started)
+    finally:
+        if work != out:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def require_both_classes(data, cfg: TrainConfig, y_train, y_val) -> None:
+    for name, y in (("train", y_train), ("val", y_val)):
+        if len(set(np.asarray(y).tolist())) < 2:
+            raise DataError(f"{data}: the {name} split of {', '.join(cfg.sources)} has "
+                            f"{'no images' if len(y) == 0 else 'a single class'} — both real and fake are needed")
+
+
+def fit_and_save(cfg: TrainConfig, data: str | Path, out: Path, work: Path, placement: Placement, summary: dict,
+                 first_epoch: int, started: float) -> Path:
+    """The run itself, writing into `work` (the run folder, or a worker's temporary folder);
+    the backup to resume from is read from `out`."""
     records = load_records(data)
     missing = sorted(set(cfg.sources) - {r.source for r in records})
     if missing:
         raise DataError(f"{data}: config {cfg.name!r} needs source(s) {', '.join(missing)} which the dataset lacks")
     train_recs = select(records, cfg.sources, ["train"], cfg.max_per_source)
     val_recs = select(records, cfg.sources, ["val"], cfg.max_per_source)
+    require_both_classes(data, cfg, [r.y for r in train_recs], [r.y for r in val_recs])
+    make_folder(work / "checkpoints")  # an unusable --out or missing weights fail before the slow part
+    model = build_model(cfg.input_size, cfg.alpha, cfg.weights, cfg.unfreeze, cfg.dropout)
     prep = cfg.preprocessing()
     x_train, y_train, train_kept, skipped = preprocess_records(train_recs, prep, "train images")
     x_val, y_val, val_kept, skipped_val = preprocess_records(val_recs, prep, "val images")
     skipped += skipped_val
-    for name, y in (("train", y_train), ("val", y_val)):
-        if len(set(y.tolist())) < 2:
-            raise DataError(f"{data}: the {name} split of {', '.join(cfg.sources)} has "
-                            f"{'no images' if len(y) == 0 else 'a single class'} — both real and fake are needed")
+    require_both_classes(data, cfg, y_train, y_val)  # again: unreadable files may have removed a class
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "checkpoints").mkdir(exist_ok=True)
-    write_skipped(skipped, out / "skipped.csv")
+    if not first_epoch:
+        shutil.rmtree(work / "backup", ignore_errors=True)
+    write_skipped(skipped, work / "skipped.csv")
     if skipped:
         print(f"{len(skipped)} of {len(train_recs) + len(val_recs)} files skipped, see {out / 'skipped.csv'}")
-    model = build_model(cfg.input_size, cfg.alpha, cfg.weights, cfg.unfreeze, cfg.dropout)
     trunk, tail = split_frozen_trunk(model)
-    summary = {
-        "fakelens_version": FAKELENS_VERSION,
-        "config": cfg.to_dict(),
-        "data": {"path": str(Path(data).resolve()), "counts": split_counts(train_kept + val_kept), "skipped": len(skipped)},
-        "model": {"trainable_mobilenet_layers": mobilenet_trainable_count(model),
-                  "trunk_output_shape": list(trunk.output_shape[1:])},
-    }
-    atomic_write_json(out / "config.json", summary)
+    global_batch = summary["training"]["global_batch_size"]
+    steps = math.ceil(len(y_train) / global_batch)
+    summary["training"]["steps_per_epoch"] = steps
+    summary["data"]["counts"] = split_counts(train_kept + val_kept)
+    summary["data"]["skipped"] = len(skipped)
+    summary["model"] = {"trainable_mobilenet_layers": mobilenet_trainable_count(model),
+                        "trunk_output_shape": list(trunk.output_shape[1:])}
+    atomic_write_json(work / "config.json", summary)
 
-    if cfg.cache_trunk:
+    if cfg.cache_trunk:  # each worker computes them itself: the trunk is frozen, so they need no exchange
         print(f"frozen trunk: activations of {len(x_train) + len(x_val)} images, computed once")
         x_fit = trunk.predict(x_train.astype(np.float32), batch_size=cfg.batch_size, verbose=1)
         v_fit = trunk.predict(x_val.astype(np.float32), batch_size=cfg.batch_size, verbose=1)
-        fit_model = tail
     else:  # the same computation, with the frozen layers run again at every step
         x_fit, v_fit = x_train.astype(np.float32), x_val.astype(np.float32)
-        fit_model = tf_keras.Model(model.input, tail(trunk(model.input)), name="whole_model")
-    fit_model.compile(optimizer=tf_keras.optimizers.Adam(cfg.learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    best = out / "checkpoints" / "best.weights.h5"
-    fit_model.fit(x_fit, y_train, validation_data=(v_fit, y_val), epochs=cfg.epochs, batch_size=cfg.batch_size,
-                  shuffle=True, verbose=2, callbacks=[
-                      tf_keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True,
-                                                         save_weights_only=True),
-                      tf_keras.callbacks.CSVLogger(str(out / "history.csv")),
-                      tf_keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
-                  ])
-    fit_model.load_weights(str(best))
-    val_loss, val_acc = fit_model.evaluate(v_fit, y_val, verbose=0)
-    with atomic_path(out / "model.keras") as tmp:
+    train_ds = shard_by_data(epoch_batches(x_fit, y_train, global_batch, cfg.seed, first_epoch, cfg.epochs))
+    val_ds = shard_by_data(tf.data.Dataset.from_tensor_slices((v_fit, y_val)).batch(global_batch))
+
+    with placement.strategy.scope():  # the trained copy's variables live on every replica
+        replica_model = build_model(cfg.input_size, cfg.alpha, "none", cfg.unfreeze, cfg.dropout)
+        replica_model.set_weights(model.get_weights())
+        replica_trunk, replica_tail = split_frozen_trunk(replica_model)
+        fit_model = replica_tail if cfg.cache_trunk else tf_keras.Model(
+            replica_model.input, replica_tail(replica_trunk(replica_model.input)), name="whole_model")
+        optimizer = tf_keras.optimizers.Adam(summary["training"]["learning_rate"])
+        fit_model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        optimizer.build(fit_model.trainable_variables)  # slots exist before a backup is restored into them
+        keep_best = KeepBest(fit_model.get_weights(), work / "checkpoints" / "best.weights.h5")
+        checkpoint = tf.train.Checkpoint(model=fit_model, optimizer=optimizer, best_loss=keep_best.best_loss,
+                                         best_weights=keep_best.best_weights)
+        if first_epoch:
+            checkpoint.restore(tf.train.latest_checkpoint(str(out / "backup"))).assert_existing_objects_matched()
+            continue_history(work / "history.csv", first_epoch)
+        fit_model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=first_epoch,
+                      steps_per_epoch=steps, verbose=2, callbacks=[
+                          keep_best,
+                          tf_keras.callbacks.CSVLogger(str(work / "history.csv"), append=bool(first_epoch)),
+                          tf_keras.callbacks.TensorBoard(str(work / "logs"), write_graph=False),
+                          EpochBackup(tf.train.CheckpointManager(checkpoint, str(work / "backup"), max_to_keep=1)),
+                      ])
+        keep_best.restore()
+        val_loss, val_acc = fit_model.evaluate(val_ds, verbose=0)
+        model.set_weights(replica_model.get_weights())
+    with atomic_path(work / "model.keras") as tmp:
         model.save(tmp)
+    fingerprint = weights_sha256(model.get_weights())
     summary["result"] = {"val_loss": float(val_loss), "val_accuracy": float(val_acc),
                          "n_train": int(len(y_train)), "n_val": int(len(y_val)),
-                         "wall_seconds": round(time.time() - started, 1)}
-    atomic_write_json(out / "config.json", summary)
-    print(f"{cfg.name}: best val accuracy {val_acc:.3f} (n={len(y_val)}), run folder {out}")
+                         "optimizer_iterations": int(optimizer.iterations.numpy()),
+                         "weights_sha256": fingerprint, "wall_seconds": round(time.time() - started, 1)}
+    atomic_write_json(work / "config.json", summary)
+    shutil.rmtree(work / "backup", ignore_errors=True)
+    kept = f"run folder {out}" if work == out else "not the chief: its files are discarded"
+    print(f"{cfg.name}: best val accuracy {val_acc:.3f} (n={len(y_val)}), {kept}")
+    print(f"final weights sha256: {fingerprint}")
     return out

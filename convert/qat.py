@@ -1,0 +1,185 @@
+"""Quantisation-aware training (QAT): fine-tune a run's model under simulated int8 before converting.
+
+Why: post-training int8 (the `int8` variant) rounds weights and activations the model never saw
+rounded. ELA models lose most, because their signal sits in the lowest input levels
+(docs/results.md §4). QAT puts tfmot's fake quantisation (its default 8-bit scheme, which
+models TFLite's int8 kernels: per-channel symmetric weights, per-tensor activation ranges) into
+the model and trains a few epochs on the run's own training split, so the weights learn to live
+with the rounding. The converter then takes the ranges learned here.
+
+What it learns: to give the float model's scores (its softmax on each training image is the
+target, cross-entropy to it is the loss), not the labels. QAT is here to undo quantisation
+damage; refitting the labels would be more training instead, and on these small, noisy runs
+(val accuracy jumps by several points from epoch to epoch in training) it drifts away from the
+checkpoint training chose. The validation split is scored both ways: decision agreement with
+the float model and accuracy against the labels.
+
+How the model is prepared (`quantize_aware`):
+- tfmot has no quantisation rule for the in-graph `Rescaling` ('to_unit_range'); it has no
+  weights, so `RescalingConfig` only quantises its output. TFLite turns it into MUL + ADD, whose
+  intermediate gets its range from the calibration images the converter is given anyway.
+- Frozen layers stay frozen: tfmot's wrapper (QuantizeWrapperV2.build) lists the wrapped layer's
+  weights among its own trainable weights even when the layer is frozen, so a frozen layer's
+  wrapper gets that list emptied (there is no public way).
+- Batch normalisation stays in inference mode, as in training (`split_frozen_trunk`); Keras'
+  fit only allows that for a frozen BN layer, so the unfrozen BN layers' scale and offset are
+  kept too. QAT fine-tunes the unfrozen convolutions and the Dense head.
+- Activation ranges start where post-training int8 ends (`set_activation_ranges`).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import tensorflow_model_optimization as tfmot  # noqa: E402
+import tf_keras  # noqa: E402
+# The input's QuantizeLayer is not in tfmot's public API; it is needed to tell it from the wrappers.
+from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer  # noqa: E402
+
+from train.configs import TrainConfig  # noqa: E402
+from train.data import DataError, Record, preprocess_records, select  # noqa: E402
+from train.run import seed_everything  # noqa: E402
+
+QAT_EPOCHS = 2
+QAT_LEARNING_RATE = 1e-5  # a tenth of the paper configs' training rate: adapt the weights, don't retrain
+PIXEL_RANGE = (0.0, 255.0)  # the input range, so the uint8 input takes raw pixels (scale 1, zero point 0)
+RANGE_KINDS = ("output", "pre_activation")  # activation ranges set_activation_ranges knows how to start
+qkeras = tfmot.quantization.keras
+
+
+class RescalingConfig(qkeras.QuantizeConfig):
+    """Quantise only the output of a `Rescaling` layer (it has no weights or activation)."""
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return [qkeras.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
+                                                         narrow_range=False)]
+
+    def get_config(self):
+        return {}
+
+
+def quantize_aware(model: tf_keras.Model) -> tf_keras.Model:
+    """A copy of `model` with fake quantisation on every layer; same trainable weights, minus BN's."""
+    def annotate(layer):
+        config = RescalingConfig() if isinstance(layer, tf_keras.layers.Rescaling) else None
+        return qkeras.quantize_annotate_layer(layer, config)
+
+    with qkeras.quantize_scope({"RescalingConfig": RescalingConfig}):
+        qat = qkeras.quantize_apply(tf_keras.models.clone_model(model, clone_function=annotate))
+    for layer in qat.layers:
+        if isinstance(layer, qkeras.QuantizeWrapperV2):
+            inner = layer.layer
+            if isinstance(inner, tf_keras.layers.BatchNormalization):
+                inner.trainable = False
+            if not inner.trainable:  # the wrapper listed the layer's weights as trainable when it was built
+                layer._trainable_weights = []
+    return qat
+
+
+def _range_variables(layer) -> dict[str, tuple]:
+    """{kind: (min variable, max variable)} of a quantised layer's activation ranges; weight ranges
+    (kernel_min/max) are left out: tfmot recomputes them from the weights at every training step."""
+    found: dict[str, dict[str, object]] = {}
+    for var in layer.non_trainable_weights:
+        name = var.name.split("/")[-1].split(":")[0]
+        kind, _, end = name.rpartition("_")
+        if end in ("min", "max") and not kind.endswith("kernel"):
+            found.setdefault(kind, {})[end] = var
+    return {kind: (v["min"], v["max"]) for kind, v in found.items()}
+
+
+def set_activation_ranges(qat: tf_keras.Model, model: tf_keras.Model, images: np.ndarray, batch_size: int = 8) -> None:
+    """Start every activation range of `qat` at the min..max of the same tensor of the float
+    `model` on `images` (the int8 calibration images), the input's at 0..255.
+
+    Why: tfmot starts each range at [-6, 6] and moves it by an EMA with decay 0.999, which the few
+    hundred steps of a short fine-tuning barely move (after 50 steps, 95% of the start remains):
+    the first convolution would see its [-1, 1] input through a [-6, 6] grid, a sixth of the input
+    levels. Started from data, QAT begins exactly where post-training int8 is and only improves.
+    """
+    probes, targets = [], []  # float tensors to measure; (min var, max var, probe index, to pre-activation)
+    for layer in qat.layers:
+        for kind, (lo, hi) in _range_variables(layer).items():
+            if isinstance(layer, QuantizeLayer):
+                lo.assign(PIXEL_RANGE[0])
+                hi.assign(PIXEL_RANGE[1])
+                continue
+            if kind not in RANGE_KINDS:
+                raise RuntimeError(f"{layer.name}: no rule to start its {kind!r} range — qat.py knows {RANGE_KINDS}")
+            source = model.get_layer(layer.layer.name)
+            probes.append(source.output if kind == "output" else source.input)
+            targets.append((lo, hi, len(probes) - 1, source if kind == "pre_activation" else None))
+    probe = tf_keras.Model(model.input, probes)
+    low = np.full(len(targets), np.inf)
+    high = np.full(len(targets), -np.inf)
+    for start in range(0, len(images), batch_size):
+        outputs = probe(images[start:start + batch_size].astype(np.float32), training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        for i, (_, _, index, dense) in enumerate(targets):
+            value = outputs[index].numpy()
+            if dense is not None:  # the Dense layer's output before its activation
+                value = value @ dense.kernel.numpy() + dense.bias.numpy()
+            low[i], high[i] = min(low[i], value.min()), max(high[i], value.max())
+    for (lo, hi, *_), a, b in zip(targets, low, high):
+        lo.assign(min(a, 0.0))  # int8 ranges always hold 0 exactly
+        hi.assign(max(b, 0.0))
+
+
+def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[Record], calibration: np.ndarray,
+                        epochs: int = QAT_EPOCHS,
+                        learning_rate: float = QAT_LEARNING_RATE) -> tuple[tf_keras.Model, dict]:
+    """The QAT copy of the run's `model`, fine-tuned for `epochs` on the run's training split
+    (same sources, cap and preprocessing as training) to give `model`'s scores, and validated on
+    its val split.
+
+    Returns the model, ready for the int8 converter, and a summary for conversion.json. Seeded
+    with the run's seed and deterministic ops; the last epoch's weights are kept.
+    """
+    if epochs < 1:
+        raise ValueError(f"--qat_epochs must be at least 1, got {epochs}")
+    if learning_rate <= 0:
+        raise ValueError(f"--qat_learning_rate must be positive, got {learning_rate}")
+    started = time.time()
+    seed_everything(cfg.seed)
+    prep = cfg.preprocessing()
+    x_train, y_train, *_ = preprocess_records(select(records, cfg.sources, ["train"], cfg.max_per_source), prep,
+                                              "QAT train images")
+    x_val, y_val, *_ = preprocess_records(select(records, cfg.sources, ["val"], cfg.max_per_source), prep,
+                                          "QAT val images")
+    if not len(x_train) or not len(x_val):
+        raise DataError(f"QAT needs the training run's train and val images of {', '.join(cfg.sources)}; "
+                        f"found {len(x_train)} and {len(x_val)} — pass the run's dataset with --data")
+    x_train, x_val = x_train.astype(np.float32), x_val.astype(np.float32)
+    target, target_val = (model.predict(x, batch_size=cfg.batch_size, verbose=0) for x in (x_train, x_val))
+    qat = quantize_aware(model)
+    set_activation_ranges(qat, model, calibration)
+    qat.compile(optimizer=tf_keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
+                metrics=[tf_keras.metrics.CategoricalAccuracy(name="agreement")])  # argmax agrees with float's
+    print(f"QAT: {epochs} epoch(s) at learning rate {learning_rate:g} on {len(x_train)} training images, "
+          f"towards the float model's scores")
+    history = qat.fit(x_train, target, validation_data=(x_val, target_val), epochs=epochs,
+                      batch_size=cfg.batch_size, shuffle=True, verbose=2).history
+    accuracy = lambda p: float(np.mean(p.argmax(1) == y_val))  # noqa: E731
+    summary = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": cfg.batch_size,
+               "n_train": int(len(y_train)), "n_val": int(len(y_val)),
+               "val_agreement": float(history["val_agreement"][-1]),
+               "val_accuracy": accuracy(qat.predict(x_val, batch_size=cfg.batch_size, verbose=0)),
+               "float_val_accuracy": accuracy(target_val), "wall_seconds": round(time.time() - started, 1)}
+    print(f"QAT: val accuracy {summary['val_accuracy']:.3f} (float model {summary['float_val_accuracy']:.3f}), "
+          f"agreement with the float model {summary['val_agreement']:.3f}, n={len(y_val)}")
+    return qat, summary

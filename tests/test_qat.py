@@ -1,0 +1,95 @@
+"""The int8_qat variant: quantisation-aware training on the tiny run, then integer-only int8."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convert.export import float_ops, load_run
+from convert.metadata import read_model_info
+from convert.runtime import TfliteModel
+from ela import Preprocessing
+from tests.conftest import TINY_ELA, error_lines, run_cli
+
+
+@pytest.fixture(scope="module")
+def qat_export(tiny_run, tmp_path_factory) -> dict:
+    """float32 and int8_qat (one epoch of QAT) exports of the tiny run."""
+    from convert.export import export_run
+    reports = export_run(tiny_run, tmp_path_factory.mktemp("qat_export"), ("float32", "int8_qat"), check_images=24,
+                         qat_epochs=1)
+    return {r["variant"]: r for r in reports}
+
+
+def test_int8_qat_is_integer_only_with_uint8_io(qat_export):
+    report = qat_export["int8_qat"]
+    assert report["path"].endswith("_int8_qat.tflite") and Path(report["path"]).is_file()
+    assert report["input_dtype"] == "uint8" and report["output_dtype"] == "uint8"
+    content = Path(report["path"]).read_bytes()
+    assert report["float_ops"] == [] and float_ops(content) == []
+    assert TfliteModel(content).input["quantization"] == (1.0, 0)  # raw pixels go straight in, as for int8
+
+
+def test_int8_qat_metadata_and_conversion_report(qat_export, tiny_run):
+    report = qat_export["int8_qat"]
+    info = read_model_info(report["path"])
+    assert info.variant == "int8_qat" and info.config == "demo"
+    assert info.preprocessing == load_run(tiny_run).config.preprocessing() == Preprocessing(96, ela=TINY_ELA)
+    assert "quantisation-aware training" in info.description
+    saved = {r["variant"]: r for r in json.loads((Path(report["path"]).parent / "conversion.json").read_text())}
+    qat = saved["int8_qat"]["qat"]
+    assert qat["epochs"] == 1 and qat["learning_rate"] == 1e-5 and qat["n_train"] > 0 and qat["n_val"] > 0
+    assert 0.0 <= qat["val_accuracy"] <= 1.0 and 0.0 <= qat["float_val_accuracy"] <= 1.0
+    assert qat["val_agreement"] >= 0.8  # the QAT model (simulated int8) follows the float model it learned from
+    assert saved["int8_qat"]["vs_float32"] == report["vs_float32"]
+
+
+def test_int8_qat_agrees_with_float32_on_validation_images(qat_export):
+    vs = qat_export["int8_qat"]["vs_float32"]
+    assert vs["n"] > 10 and vs["decision_agreement"] >= 0.8 and vs["mean_abs_diff"] < 0.15
+
+
+def test_qat_model_keeps_frozen_layers_and_starts_from_calibrated_ranges(tiny_run, demo_data):
+    import tf_keras
+    from convert.qat import QuantizeLayer, _range_variables, quantize_aware, set_activation_ranges
+    from train.data import load_records, preprocess_records, select
+    model = load_run(tiny_run).model
+    qat = quantize_aware(model)
+    not_bn = {w.name for layer in model.layers if not isinstance(layer, tf_keras.layers.BatchNormalization)
+              for w in layer.trainable_weights}
+    assert {w.name for w in qat.trainable_weights} == not_bn
+    assert len(not_bn) < len(model.trainable_weights) < len(model.weights)  # some BN trained, most layers frozen
+    records = select(load_records(demo_data), None, ["train"])[:8]
+    images, *_ = preprocess_records(records, Preprocessing(96, ela=TINY_ELA))
+    set_activation_ranges(qat, model, images)
+    ranges = {(getattr(layer, "layer", layer).name, kind): (float(lo.numpy()), float(hi.numpy()))
+              for layer in qat.layers for kind, (lo, hi) in _range_variables(layer).items()}
+    pixels = qat.layers[1]  # the input's QuantizeLayer, whose range variables carry its own name
+    assert isinstance(pixels, QuantizeLayer) and ranges[(pixels.name, pixels.name)] == (0.0, 255.0)
+    low, high = ranges[("to_unit_range", "output")]
+    assert -1.0 <= low < high <= 1.0
+    assert len(ranges) > 20 and not {6.0, -6.0} & {v for r in ranges.values() for v in r}  # none left at tfmot's start
+
+
+def test_unknown_variant_and_qat_with_ela_in_graph_are_rejected(tiny_run, tmp_path):
+    from convert.export import export_run
+    from convert.qat import fine_tune_quantized
+    with pytest.raises(ValueError, match="unknown variant.*int4.*int8_qat"):
+        export_run(tiny_run, tmp_path, ("float32", "int4"))
+    with pytest.raises(ValueError, match="float32 and int8 only, not int8_qat"):
+        export_run(tiny_run, tmp_path, ("float32", "int8_qat"), ela_in_graph=True)
+    with pytest.raises(ValueError, match="--qat_epochs must be at least 1"):
+        fine_tune_quantized(None, load_run(tiny_run).config, [], np.zeros((1, 96, 96, 3), np.uint8), epochs=0)
+    proc = run_cli("convert", "--run", str(tiny_run), "--out", str(tmp_path), "--variants", "float32,int4")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = error_lines(proc)
+    assert "int4" in line and "int8_qat" in line
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_help_names_the_qat_flags_with_the_library_defaults():
+    from convert.qat import QAT_EPOCHS, QAT_LEARNING_RATE
+    proc = run_cli("convert", "--help")
+    assert proc.returncode == 0 and "int8_qat" in proc.stdout
+    assert "--qat_epochs: int8_qat" in proc.stdout and f"(default: '{QAT_EPOCHS}')" in proc.stdout
+    assert f"(default: '{QAT_LEARNING_RATE}')" in proc.stdout
