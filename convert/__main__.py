@@ -12,11 +12,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
+from convert.variants import DEFAULT_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE, VARIANTS  # noqa: E402
 from train.cli import main_entry, run_main  # noqa: E402
 
-# As convert.export and convert.qat define them (importing those loads TensorFlow, too slow for --help).
-DEFAULT_VARIANTS = ("float32", "float16", "dynamic", "int8")
-VARIANTS = DEFAULT_VARIANTS + ("int8_qat",)
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run", None, "Training run folder (from `python -m train`).")
 flags.DEFINE_string("out", None, "Output folder for the .tflite files (default: <run>/export).")
@@ -27,8 +25,8 @@ flags.DEFINE_float("threshold", 0.5, "Score threshold written into the metadata:
 flags.DEFINE_integer("check_images", 100, "Validation images for the float-vs-quantised agreement check.")
 flags.DEFINE_bool("ela_in_graph", False, "Put the (exact) ELA inside the .tflite: the model takes the resized RGB "
                   "image. Needs a run trained with --ela_resolution resized; float32 and int8 only.")
-flags.DEFINE_integer("qat_epochs", 2, "int8_qat: epochs of quantisation-aware training on the run's training split.")
-flags.DEFINE_float("qat_learning_rate", 1e-5, "int8_qat: Adam learning rate of the quantisation-aware training.")
+flags.DEFINE_integer("qat_epochs", QAT_EPOCHS, "int8_qat: epochs of quantisation-aware training on the run's training split.")
+flags.DEFINE_float("qat_learning_rate", QAT_LEARNING_RATE, "int8_qat: Adam learning rate of the quantisation-aware training.")
 flags.DEFINE_string("show", None, "Print the FakeLens metadata of a .tflite file and exit.")
 flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 

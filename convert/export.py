@@ -23,16 +23,14 @@ import tf_keras  # noqa: E402
 
 from convert.ela_graph import ElaLayer, quantize_keeping_ela_float  # noqa: E402
 from convert.metadata import ModelInfo, write_metadata  # noqa: E402
-from convert.qat import QAT_EPOCHS, QAT_LEARNING_RATE, fine_tune_quantized  # noqa: E402
+from convert.qat import fine_tune_quantized  # noqa: E402
 from convert.runtime import TfliteModel  # noqa: E402
+from convert.variants import (DEFAULT_VARIANTS, INTEGER_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE,  # noqa: E402
+                              VARIANT_TEXT, VARIANTS)
 from train.configs import TrainConfig  # noqa: E402
 from train.data import DataError, Record, load_records, preprocess_records, select  # noqa: E402
 from train.io import atomic_write_bytes, atomic_write_json, make_folder  # noqa: E402
 
-DEFAULT_VARIANTS = ("float32", "float16", "dynamic", "int8")
-VARIANTS = DEFAULT_VARIANTS + ("int8_qat",)  # int8_qat trains for a few epochs, so only on request
-INTEGER_VARIANTS = ("int8", "int8_qat")
-VARIANT_TEXT = {"int8_qat": "int8 after quantisation-aware training"}
 FLOAT_TYPES = (np.float32, np.float16)
 
 
@@ -148,7 +146,7 @@ def with_ela_in_graph(run: Run) -> tf_keras.Model:
     return tf_keras.Model(image, run.model(ElaLayer(ela)(image)), name=f"{run.model.name}_ela_in_graph")
 
 
-def export_run(folder: str | Path, out: str | Path | None = None, variants=VARIANTS, data: str | None = None,
+def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAULT_VARIANTS, data: str | None = None,
                threshold: float = 0.5, check_images: int = 100, ela_in_graph: bool = False,
                qat_epochs: int = QAT_EPOCHS, qat_learning_rate: float = QAT_LEARNING_RATE) -> list[dict]:
     """Convert the run in `folder` to each variant under `out` (default folder/export).

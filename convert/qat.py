@@ -39,12 +39,11 @@ import tf_keras  # noqa: E402
 # The input's QuantizeLayer is not in tfmot's public API; it is needed to tell it from the wrappers.
 from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer  # noqa: E402
 
+from convert.variants import QAT_EPOCHS, QAT_LEARNING_RATE  # noqa: E402
 from train.configs import TrainConfig  # noqa: E402
 from train.data import DataError, Record, preprocess_records, select  # noqa: E402
 from train.run import seed_everything  # noqa: E402
 
-QAT_EPOCHS = 2
-QAT_LEARNING_RATE = 1e-5  # a tenth of the paper configs' training rate: adapt the weights, don't retrain
 PIXEL_RANGE = (0.0, 255.0)  # the input range, so the uint8 input takes raw pixels (scale 1, zero point 0)
 RANGE_KINDS = ("output", "pre_activation")  # activation ranges set_activation_ranges knows how to start
 qkeras = tfmot.quantization.keras

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.audit import audit, estimate_jpeg_quality, file_properties, render
+from benchmark.audit import audit, file_properties, render
 from train.demo_data import synthetic_image
 
 

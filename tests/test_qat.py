@@ -88,7 +88,7 @@ def test_unknown_variant_and_qat_with_ela_in_graph_are_rejected(tiny_run, tmp_pa
 
 
 def test_cli_help_names_the_qat_flags_with_the_library_defaults():
-    from convert.qat import QAT_EPOCHS, QAT_LEARNING_RATE
+    from convert.variants import QAT_EPOCHS, QAT_LEARNING_RATE
     proc = run_cli("convert", "--help")
     assert proc.returncode == 0 and "int8_qat" in proc.stdout
     assert "--qat_epochs: int8_qat" in proc.stdout and f"(default: '{QAT_EPOCHS}')" in proc.stdout

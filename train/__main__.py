@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags
 
 from train.cli import main_entry, run_main
-from train.configs import CONFIGS, get_config
+from train.configs import CONFIGS, LR_SCALINGS, STRATEGIES, get_config
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("config", "demo", list(CONFIGS), "Named experiment config.")
@@ -35,10 +35,10 @@ flags.DEFINE_enum("ela_resolution", None, ["full", "resized"], "Override where E
                   "image ('full') or on the resized model input ('resized', needed for convert --ela_in_graph).")
 flags.DEFINE_bool("cache_trunk", None, "Compute the frozen layers once per image and train the tail on them "
                   "(default); --nocache_trunk runs the whole model at every step (same result, slower).")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
                   "default: this process's device; mirrored: all local devices; multi_worker: the machines "
                   "listed in the TF_CONFIG environment variable (run the same command on each).")
-flags.DEFINE_enum("lr_scaling", "linear", ["linear", "none"], "With N replicas a step takes N × batch_size "
+flags.DEFINE_enum("lr_scaling", "linear", list(LR_SCALINGS), "With N replicas a step takes N × batch_size "
                   "images; 'linear' multiplies the learning rate by N, 'none' keeps the config's.")
 flags.DEFINE_bool("overwrite", False, "Replace a finished or interrupted run in --out (without it, an "
                   "interrupted run of the same config resumes).")

@@ -15,6 +15,8 @@ from ela import ElaParams, FormatControl, Preprocessing
 GAN_SOURCES = ("real_ciplab", "gan_faces")
 SD_SOURCES = ("real_scenes", "sd11_scenes")
 PROTOCOLS = ("as_is", "controlled")
+STRATEGIES = ("default", "mirrored", "multi_worker")  # where a run trains: train/distribute.py
+LR_SCALINGS = ("linear", "none")  # learning rate under N replicas: × N, or as configured
 
 
 @dataclass

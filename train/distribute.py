@@ -22,8 +22,8 @@ import numpy as np
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tensorflow as tf  # noqa: E402
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
-LR_SCALINGS = ("linear", "none")
+from train.configs import LR_SCALINGS, STRATEGIES  # noqa: E402
+
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tf_keras  # noqa: E402
 
 
-
 class WeightsError(RuntimeError):
     """ImageNet weights could not be found or fetched; the message says where to put them."""
 

@@ -1,0 +1,8 @@
+"""The export variants and the QAT defaults, named once. TensorFlow-free, so `python -m convert --help` stays fast."""
+
+DEFAULT_VARIANTS = ("float32", "float16", "dynamic", "int8")
+VARIANTS = DEFAULT_VARIANTS + ("int8_qat",)  # int8_qat trains for a few epochs, so only on request
+INTEGER_VARIANTS = ("int8", "int8_qat")
+VARIANT_TEXT = {"int8_qat": "int8 after quantisation-aware training"}
+QAT_EPOCHS = 2  # int8_qat defaults
+QAT_LEARNING_RATE = 1e-5  # a tenth of the paper configs' training rate: adapt the weights, don't retrain
