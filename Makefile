@@ -9,7 +9,7 @@ IMAGENET := mobilenet_1_0_224_tf_no_top.h5
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup system-deps kotlin-deps browser-deps weights demo test paper clean
+.PHONY: setup system-deps kotlin-deps browser-deps weights demo test paper fakelens clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -60,6 +60,22 @@ paper: setup weights
 	  [ -f $$run/export/conversion.json ] || $(PY) -m convert --run $$run --variants float32,int8 || exit 1; \
 	done; done
 	$(PY) -m benchmark --models $$(ls -d runs/paper/*/export | paste -sd, -) --data $(SHARED)/data --out reports/paper
+
+# The recommended detector on ../shared/data, its operating point chosen on validation (<= 5% of
+# reals called fake), and the leave-one-generator-out runs; everything benchmarked in one run.
+FL := runs/fakelens
+fakelens: setup weights
+	@for held in none gan_faces sd21_faces; do run=$(FL)/fakelens_$$held; \
+	  [ -f $$run/model.keras ] || $(PY) -m train --config fakelens --data $(SHARED)/data --out $$run \
+	    $$( [ $$held = none ] || echo --exclude_sources $$held ) || exit 1; \
+	  [ -f $$run/export/conversion.json ] || { \
+	    $(PY) -m convert --run $$run --variants float32 --out $$run/threshold_probe && \
+	    t=$$($(PY) -m benchmark.threshold --model $$run/threshold_probe/$$(basename $$run)_float32.tflite \
+	        --data $(SHARED)/data --target fpr=0.05 | sed -n 's/^threshold \([0-9.]*\) .*/\1/p') && \
+	    rm -rf $$run/threshold_probe && \
+	    $(PY) -m convert --run $$run --variants float32,int8 --threshold $$t; } || exit 1; \
+	done
+	$(PY) -m benchmark --models $$(ls -d $(FL)/*/export | paste -sd, -) --data $(SHARED)/data --out reports/fakelens
 
 test: setup weights kotlin-deps browser-deps
 	$(PY) -m pytest tests -q

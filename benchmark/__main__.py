@@ -1,11 +1,11 @@
 """`python -m benchmark`: accuracy (paper's Tables 1-2 layout), detection metrics, held-out
-generators, robustness to JPEG/resize/blur, quantisation damage against float32, latency and
+generators, robustness to JPEG/resize/blur, invariance probes, quantisation damage against float32, latency and
 memory of exported .tflite models — with optional gates for CI.
 
 Example:
   python -m benchmark --models runs/gan/export,runs/gan_sd/export --data ../shared/data --report reports/gan
   python -m benchmark --models runs/gan/export --data ../shared/data --robustness none \\
-      --max_quant_drop 2 --fail_below auc=0.9,balanced_accuracy=0.8
+      --max_quant_drop 2 --fail_below auc=0.9,balanced_accuracy=0.8 --max_flip 0.03
 
 Exit codes: 0 done, 1 usage mistake (bad flags), 2 unusable input (one `error:` line), 3 report
 written but a gate failed (one `gate failed:` line per violation on stderr).
@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from benchmark.gates import gate_failures, parse_floors  # noqa: E402
+from benchmark.invariance import PROBE_TEXT, PROBES, parse_probes  # noqa: E402
 from benchmark.robustness import CONDITIONS, parse_conditions  # noqa: E402
 from train.cli import main_entry, run_main  # noqa: E402
 
@@ -28,6 +29,8 @@ GATE_FAILED = 3
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", None, ".tflite files or folders of them (exported by `python -m convert`).")
 flags.DEFINE_string("data", "demo_data", "Dataset: a folder with MANIFEST.csv, or a manifest CSV.")
+flags.DEFINE_enum("split", "test", ["test", "val"], "Split the test sets are drawn from: the test split, or the "
+                  "validation split to compare recipes without looking at the test split.")
 flags.DEFINE_string("out", "reports/latest", "Report folder: benchmark.md, benchmark.json, report.html (one "
                     "self-contained page with plots and Grad-CAM images) and skipped.csv.")
 flags.DEFINE_alias("report", "out")
@@ -39,6 +42,11 @@ flags.DEFINE_list("robustness", list(CONDITIONS),
                   "the robustness table on the 50:50 sets: original, jpeg95/jpeg75/jpeg50 (re-saved as JPEG at "
                   "that quality), downscale0.5 (half size, then the usual resize), blur1 (Gaussian blur, "
                   "radius 1 px), reencode2 (JPEG q90 then q75); 'none' skips the table.")
+flags.DEFINE_list("invariance", list(PROBES), "Invariance probes: changes that must not change a decision, "
+                  "applied to every test image before the model's own preprocessing (" + PROBE_TEXT + "); "
+                  "'none' skips them.")
+flags.DEFINE_float("max_flip", None, "Gate: exit 3 when any invariance probe flips more than this share "
+                   "(0..1) of a model's decisions on any test set.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("gradcam", 3, "Grad-CAM images per decision category (true/false positive/negative) for "
                      "each benchmarked run whose Keras model sits beside its export (<run>/export/); 0 skips it.",
                      lower_bound=0)
@@ -56,6 +64,7 @@ def main(argv):
         raise app.UsageError("--models is required: .tflite files or folders of them")
     try:
         conditions = parse_conditions(FLAGS.robustness)
+        probes = parse_probes(FLAGS.invariance)
         floors = parse_floors(FLAGS.fail_below)
         threads = [int(t) for t in FLAGS.threads]
     except ValueError as err:
@@ -70,14 +79,14 @@ def main(argv):
         make_folder(out)  # an unusable report folder fails now, not after the whole benchmark
         try:
             result = evaluate(find_models(FLAGS.models), FLAGS.data, threads, FLAGS.latency_runs, conditions,
-                              FLAGS.gradcam)
+                              FLAGS.gradcam, probes, FLAGS.split)
         except BaseException:
             if not existed and not any(out.iterdir()):
                 out.rmdir()  # a failed run leaves no empty report folder behind
             raise
         print(write_report(result, FLAGS.out))
         print(f"\nreport: {FLAGS.out}/report.html, {FLAGS.out}/benchmark.md, {FLAGS.out}/benchmark.json")
-        failures.extend(gate_failures(result, floors, FLAGS.max_quant_drop))
+        failures.extend(gate_failures(result, floors, FLAGS.max_quant_drop, FLAGS.max_flip))
 
     code = run_main(job, FLAGS.debug)
     for failure in failures:

@@ -1,5 +1,5 @@
 """The benchmark result as one self-contained HTML page: tables, ROC curves, robustness,
-quantisation damage, latency and Grad-CAM galleries.
+invariance, quantisation damage, latency and Grad-CAM galleries.
 
 Everything is inside the one file (inline CSS, plots and images as data: URIs, no scripts, no
 external links), so the page can be mailed, archived with a run or opened offline. Tables 1-2,
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from benchmark.invariance import render_invariance
 from benchmark.tables import render_detection, render_held_out, render_table
 from train.io import atomic_write_text
 
@@ -177,6 +178,11 @@ def robustness_section(rows: list[dict]) -> list[tuple[str, str, str]]:
     return [_section("robustness", "Robustness to image changes", "\n".join(body))]
 
 
+def invariance_section(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """Flip rates and per-source shares called fake under each probe, as in benchmark.md."""
+    return [_section("invariance", "Invariance", markdown_to_html(render_invariance(rows)))] if rows else []
+
+
 def _worst(item) -> str:
     """One of the worst-disagreeing images of a quantisation row, briefly: file name and numbers."""
     if not isinstance(item, dict):
@@ -275,6 +281,7 @@ def render_html(result: dict) -> str:
     """The whole page; sections whose data the result lacks are left out."""
     models = result.get("models") or {}
     sections = (accuracy_section(models) + roc_section(models) + robustness_section(result.get("robustness") or [])
+                + invariance_section(result.get("invariance") or [])
                 + quantization_section(result.get("quantization") or []) + latency_section(result.get("latency") or [])
                 + gradcam_section(result.get("gradcam") or {}))
     nav = " ".join(f'<a href="#{anchor}">{_esc(title)}</a>' for anchor, title, _ in sections)

@@ -7,25 +7,20 @@ from its metadata), so an ELA model sees the ELA of the perturbed image, as it w
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from convert.runtime import TfliteModel
 from benchmark.metrics import accuracy, roc_auc
 from benchmark.scores import labelled, prep_key, score_images
-from ela import Preprocessing, jpeg_roundtrip, read_image
-from ela.preprocess import RESAMPLE
+from ela import Preprocessing, jpeg_roundtrip
+from ela.perturb import Changed, blur, rescale
 from train.data import Record, preprocess_records
 
 if TYPE_CHECKING:  # reading metadata loads TensorFlow; `python -m benchmark --help` need not
     from convert.metadata import ModelInfo
-
-
-def _downscale(img: Image.Image, factor: float) -> Image.Image:
-    return img.resize((max(1, round(img.width * factor)), max(1, round(img.height * factor))), RESAMPLE)
 
 
 CONDITIONS: dict[str, Callable[[Image.Image], Image.Image]] = {
@@ -33,10 +28,15 @@ CONDITIONS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "jpeg95": lambda img: jpeg_roundtrip(img, 95),
     "jpeg75": lambda img: jpeg_roundtrip(img, 75),
     "jpeg50": lambda img: jpeg_roundtrip(img, 50),
-    "downscale0.5": lambda img: _downscale(img, 0.5),  # then the model's own resize, as usual
-    "blur1": lambda img: img.filter(ImageFilter.GaussianBlur(1)),
+    "downscale0.5": lambda img: rescale(img, 0.5),  # then the model's own resize, as usual
+    "blur1": lambda img: blur(img, 1),
     "reencode2": lambda img: jpeg_roundtrip(jpeg_roundtrip(img, 90), 75),  # shared, then re-shared
 }
+
+
+def changed(prep: Preprocessing, change: Callable[[Image.Image], Image.Image]) -> Changed:
+    """`prep` with a fixed image change in front of it."""
+    return Changed(prep, lambda img, sha: change(img))
 
 
 def parse_conditions(names: list[str]) -> list[str]:
@@ -48,24 +48,6 @@ def parse_conditions(names: list[str]) -> list[str]:
         raise ValueError(f"unknown robustness condition(s) {', '.join(unknown)}: "
                          f"use some of {', '.join(CONDITIONS)}, or none")
     return list(dict.fromkeys(names))
-
-
-@dataclass(frozen=True)
-class Perturbed:
-    """A model's preprocessing with a perturbation in front of it. Offers the `load` and
-    `input_size` that `train.data.preprocess_records` uses, so perturbed images are decoded in
-    the same thread-parallel way, with the same skipping of unreadable files."""
-
-    prep: Preprocessing
-    condition: str
-
-    @property
-    def input_size(self) -> int:
-        return self.prep.input_size
-
-    def load(self, path: str | Path):
-        img, sha = read_image(path)  # the file's own hash: format control draws the same quality
-        return self.prep.apply(CONDITIONS[self.condition](img), sha)
 
 
 def robustness_rows(models: dict[str, tuple[ModelInfo, TfliteModel]], sets: dict[str, list[Record]],
@@ -82,7 +64,7 @@ def robustness_rows(models: dict[str, tuple[ModelInfo, TfliteModel]], sets: dict
             else:
                 key = prep_key(info.input_preprocessing)
                 if key not in images:
-                    x, _, kept, _ = preprocess_records(records, Perturbed(info.input_preprocessing, condition),
+                    x, _, kept, _ = preprocess_records(records, changed(info.input_preprocessing, CONDITIONS[condition]),
                                                        f"{condition} images")
                     images[key] = {r.path: img for r, img in zip(kept, x)}
                 p_fake = score_images(model, images[key])

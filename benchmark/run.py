@@ -1,5 +1,5 @@
-"""One benchmark run: every model on every test set, robustness to perturbations, quantisation
-damage, latency and memory, preprocessing cost, then the report files.
+"""One benchmark run: every model on every test set, robustness to perturbations, invariance
+probes, quantisation damage, latency and memory, preprocessing cost, then the report files.
 
 Each model's preprocessing comes from its own metadata (`convert.metadata.read_model_info`),
 never from flags; models that share a preprocessing share the decoded, preprocessed images, and
@@ -15,6 +15,7 @@ from convert.metadata import ModelInfo, read_model_info
 from convert.runtime import TfliteModel
 from benchmark.gradcam import gallery, render_gradcam
 from benchmark.html_report import write_html
+from benchmark.invariance import PROBES, invariance_rows, render_invariance
 from benchmark.latency import (add_ratios, measure_in_child, preprocessing_latency, render_latency,
                                render_preprocessing_latency)
 from benchmark.metrics import accuracy, detection_metrics, roc_auc, roc_curve
@@ -103,18 +104,21 @@ def gradcam_galleries(infos: dict[str, tuple[Path, ModelInfo]], scores: dict, re
 
 
 def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs: int = 30,
-             conditions=tuple(CONDITIONS), gradcam_per_cell: int = 3) -> dict:
-    """Everything `write_report` writes, as one JSON-ready dict (skipped files as `Skipped`)."""
+             conditions=tuple(CONDITIONS), gradcam_per_cell: int = 3, probes=tuple(PROBES),
+             split: str = "test") -> dict:
+    """Everything `write_report` writes, as one JSON-ready dict (skipped files as `Skipped`).
+    `split`: which split the test sets are drawn from ("val" to compare recipes without
+    looking at the test split)."""
     infos: dict[str, tuple[Path, ModelInfo]] = {}
     for path in models:
         info = read_model_info(path)
         infos[info.name] = (path, info)
     records = load_records(data)
-    sets = {ts.name: ts.records(records) for ts in TEST_SETS}
+    sets = {ts.name: ts.records(records, split) for ts in TEST_SETS}
     if not any(sets.values()):
         raise DataError(f"{data}: none of the benchmark test sets' sources are present "
                         f"({', '.join(sorted({s for t in TEST_SETS for s in t.fake_sources + t.real_sources}))})")
-    test_records = select(records, splits=["test"])
+    test_records = select(records, splits=[split])
     images: dict[str, dict[Path, np.ndarray]] = {}  # preprocessing → path → model input, computed once
     skipped, results, loaded, scores = [], {}, {}, {}
     for name, (path, info) in infos.items():
@@ -130,6 +134,9 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
     balanced = {ts.name: sets[ts.name] for ts in TEST_SETS if ts.real_sources and sets[ts.name]}
     robustness = robustness_rows({name: (info, loaded[name]) for name, (_, info) in infos.items()}, balanced,
                                  list(conditions), scores)
+    invariance = invariance_rows({name: (info, loaded[name]) for name, (_, info) in infos.items()},
+                                 {name: recs for name, recs in sets.items() if recs}, test_records, list(probes),
+                                 scores)
     quantization = quantization_rows({name: info for name, (_, info) in infos.items()}, scores, sets)
     balanced_records = [r for recs in balanced.values() for r in recs]
     gradcam = gradcam_galleries(infos, scores, balanced_records, gradcam_per_cell) if gradcam_per_cell else {}
@@ -148,7 +155,8 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
         users = [(name, info) for name, (_, info) in infos.items() if prep_key(info.input_preprocessing) == key]
         row = preprocessing_latency(users[0][1].input_preprocessing, list(images[key])[:latency_runs])
         preprocessing.append(dict(row, models=[name for name, _ in users]))
-    return {"data": str(Path(data).resolve()), "models": results, "robustness": robustness,
+    return {"data": str(Path(data).resolve()), "split": split, "models": results, "robustness": robustness,
+            "invariance": invariance,
             "quantization": quantization, "gradcam": gradcam, "latency": add_ratios(latency),
             "preprocessing_latency": preprocessing,
             "skipped": skipped}
@@ -160,13 +168,15 @@ def write_report(result: dict, out: str | Path) -> str:
     out = Path(out)
     parts = [render_table(1, result["models"]), render_table(2, result["models"]), render_detection(result["models"]),
              render_held_out(result["models"]), render_robustness(result["robustness"]),
+             render_invariance(result.get("invariance", [])),
              render_quantization(result["quantization"]), render_gradcam(result.get("gradcam", {})),
              render_latency(result["latency"]),
              render_preprocessing_latency(result["preprocessing_latency"])]
     text = "\n\n".join(p for p in parts if p)
     if result["skipped"]:
         text += f"\n\n{len(result['skipped'])} image(s) could not be read and were skipped: see skipped.csv"
-    atomic_write_text(out / "benchmark.md", f"# FakeLens benchmark\n\nData: `{result['data']}`\n\n{text}\n")
+    split = result.get("split", "test")
+    atomic_write_text(out / "benchmark.md", f"# FakeLens benchmark\n\nData: `{result['data']}`, {split} split\n\n{text}\n")
     serialisable = dict(result, skipped=[{"path": str(s.path), "reason": s.reason} for s in result["skipped"]])
     atomic_write_json(out / "benchmark.json", serialisable)
     write_html(serialisable, out / "report.html")

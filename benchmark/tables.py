@@ -1,9 +1,9 @@
 """Accuracy in the layout of the paper's Tables 1 and 2, with n, 95% intervals and the paper's
 own numbers side by side.
 
-Table 1: 50:50 real/fake test sets (GAN faces; Stable Diffusion scenes, as the shared data has no
-SD faces with a training split). Table 2: fake-only sets per SD version, where accuracy is the
-share called fake. Which sources make each set is declared here once.
+Table 1: 50:50 real/fake test sets (CIPLAB real faces against GAN faces and against Stable
+Diffusion 2.1 faces, faces against faces as in the paper). Table 2: fake-only sets per SD version,
+where accuracy is the share called fake. Which sources make each set is declared here once.
 """
 from __future__ import annotations
 
@@ -21,17 +21,18 @@ class TestSet:
     real_sources: tuple[str, ...] = ()
     note: str = ""
 
-    def records(self, records: list[Record]) -> list[Record]:
-        chosen = select(records, self.real_sources + self.fake_sources, ["test"])
+    def records(self, records: list[Record], split: str = "test") -> list[Record]:
+        """The set's images of `split` (the test split; validation to choose recipes without it)."""
+        chosen = select(records, self.real_sources + self.fake_sources, [split])
         return balance(chosen) if self.real_sources else chosen
 
 
 TEST_SETS = (
     TestSet("GAN", 1, ("gan_faces",), ("real_ciplab",), "real_ciplab vs gan_faces test splits, balanced 50:50"),
-    TestSet("Stable Diffusion", 1, ("sd11_scenes",), ("real_scenes",),
-            "SD 1.1 scenes vs real scenes (not faces), balanced 50:50"),
+    TestSet("Stable Diffusion", 1, ("sd21_faces",), ("real_ciplab",),
+            "real_ciplab vs sd21_faces (SD 2.1 faces) test splits, balanced 50:50"),
     TestSet("SD1.5", 2, ("sd15",), note="fake only: SD 1.5 (ComfyUI outputs, mostly scenes)"),
-    TestSet("SD2.1", 2, ("sd20",), note="fake only: SD 2.0-base stands in for 2.1 (n=5 near-duplicates)"),
+    TestSet("SD2.1", 2, ("sd21_faces",), note="fake only: SD 2.1 faces (test split; trained on by the GAN & SD configs)"),
     TestSet("SD XL1.0", 2, ("sdxl_faces",), note="fake only: SDXL 1.0 faces"),
 )
 

@@ -47,7 +47,8 @@ def test_benchmark_cli_end_to_end_reads_preprocessing_from_metadata(tiny_export,
         models = [tiny_export["float32"]["path"], tiny_export["int8"]["path"]]
         proc = run_cli("benchmark", "--models", ",".join(models), "--data", str(demo_data), "--report", str(out),
                        "--latency_runs", "5", "--threads", "1", "--robustness", "original,jpeg50", "--gradcam", "1",
-                       "--max_quant_drop", "100", "--fail_below", "accuracy=0,auc=0")  # gates that must pass
+                       "--invariance", "png,grey", "--max_quant_drop", "100", "--fail_below", "accuracy=0,auc=0",
+                       "--max_flip", "1")  # gates that must pass
     finally:
         broken.write_bytes(original)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -77,6 +78,15 @@ def test_benchmark_cli_end_to_end_reads_preprocessing_from_metadata(tiny_export,
         assert row["n"] == plain["n"]
         if condition == "original":  # the unperturbed condition is the plain benchmark
             assert row["accuracy"] == plain["accuracy"] and row["auc"] == plain["detail"]["auc"]
+    probed = {(r["model"], r["kind"], r["group"], r["probe"]): r for r in result["invariance"]}
+    assert {p for *_, p in probed} == {"png", "grey"}
+    for (model, kind, group, probe), row in probed.items():
+        assert 0.0 <= row["flip_rate"] <= 1.0
+        if kind == "set":
+            assert row["n"] == result["models"][model]["sets"][group]["n"]
+        if probe == "png":  # a lossless re-save: the same pixels, so no decision can move
+            assert row["flip_rate"] == 0.0
+    assert ("tiny_int8", "source", "real_lfw", "grey") in probed
     assert {q["model"] for q in result["quantization"]} == {"tiny_int8"}
     assert {q["reference"] for q in result["quantization"]} == {"tiny_float32"}
 
@@ -84,11 +94,11 @@ def test_benchmark_cli_end_to_end_reads_preprocessing_from_metadata(tiny_export,
     if "gan_faces_000.jpg" in [r["path"].rsplit("/", 1)[-1] for r in result["skipped"]]:
         assert "truncated" in skipped
     report = (out / "benchmark.md").read_text()
-    for section in ("Table 1", "Table 2", "Detection metrics", "Held-out generators", "Robustness",
+    for section in ("Table 1", "Table 2", "Detection metrics", "Held-out generators", "Robustness", "Invariance",
                     "Quantisation damage", "Latency", "Preprocessing time"):
         assert section in report
     table1 = report[report.index("Table 1"):report.index("Table 2")]
-    assert table1.count("| tiny_int8 |") == 1 and "| paper: gan_sd |" in table1
+    assert table1.count("| tiny_int8 |") == 1 and "| paper:" not in table1  # the demo config is no paper model
     assert "| tiny_int8 | GAN |" in report  # detection metrics row
     assert "| model | set | original | jpeg50 |" in report
     assert result["models"]["tiny_int8"]["sets"]["GAN"]["detail"]["auc_ci95"][0] <= 1.0
@@ -101,18 +111,20 @@ def test_benchmark_cli_end_to_end_reads_preprocessing_from_metadata(tiny_export,
     assert all(set(item["images"]) == {"input", "rgb"} for item in shown)  # ELA model: map and photo
     assert "Grad-CAM: share of heat outside" in report
     page = (out / "report.html").read_text()
-    assert page.count("<table") >= 6 and page.count('src="data:image/png;base64,') >= len(shown) * 2 + 1
+    assert 'id="invariance"' in page and ">Invariance</h2>" in page
+    assert page.count("<table") >= 8 and page.count('src="data:image/png;base64,') >= len(shown) * 2 + 1
 
 
 def test_failed_gates_exit_3_after_writing_the_report(tiny_export, demo_data, tmp_path):
     out = tmp_path / "gated"
     proc = run_cli("benchmark", "--models", tiny_export["float32"]["path"] + "," + tiny_export["int8"]["path"],
                    "--data", str(demo_data), "--out", str(out), "--latency_runs", "2", "--threads", "1",
-                   "--robustness", "none", "--fail_below", "accuracy=1.01", "--max_quant_drop", "-1")
+                   "--robustness", "none", "--invariance", "none", "--fail_below", "accuracy=1.01",
+                   "--max_quant_drop", "-1")
     assert proc.returncode == 3, proc.stderr[-3000:]
     assert all((out / f).is_file() for f in ("benchmark.md", "benchmark.json", "skipped.csv"))
     result = json.loads((out / "benchmark.json").read_text())
-    assert result["robustness"] == []
+    assert result["robustness"] == [] and result["invariance"] == []
     gate_lines = [line for line in proc.stderr.splitlines() if line.startswith("gate failed:")]
     n_balanced = sum(1 for m in result["models"].values() for t in TEST_SETS if t.real_sources and t.name in m["sets"])
     n_quant = sum(1 for q in result["quantization"] for k in ("delta_acc_points", "delta_auc_points")
@@ -125,7 +137,9 @@ def test_failed_gates_exit_3_after_writing_the_report(tiny_export, demo_data, tm
 @pytest.mark.parametrize("flag,value,message", [("--fail_below", "accuracy", "metric=value"),
                                                 ("--fail_below", "precision=0.5", "metric=value"),
                                                 ("--fail_below", "auc=high", "not a number"),
-                                                ("--robustness", "jpeg10", "unknown robustness condition")])
+                                                ("--robustness", "jpeg10", "unknown robustness condition"),
+                                                ("--invariance", "sepia", "unknown invariance probe"),
+                                                ("--max_flip", "1.5", "max_flip")])
 def test_bad_gate_and_robustness_flags_are_usage_errors(tmp_path, flag, value, message):
     proc = run_cli("benchmark", "--models", str(tmp_path), flag, value)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
@@ -192,6 +206,8 @@ def test_held_out_table_marks_trained_sources():
 
 @pytest.mark.parametrize("module,flag", [("benchmark", "--models"), ("benchmark", "--robustness"),
                                          ("benchmark", "--max_quant_drop"), ("benchmark", "--fail_below"),
+                                         ("benchmark", "--invariance"), ("benchmark", "--max_flip"),
+                                         ("benchmark", "--split"), ("train", "--exclude_sources"),
                                          ("benchmark.audit", "--protocol"),
                                          ("benchmark.threshold", "--target"), ("convert", "--variants")])
 def test_every_command_has_help(module, flag):

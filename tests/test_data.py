@@ -35,9 +35,11 @@ def test_folder_tree_splits_are_disjoint_and_duplicates_share_a_split(tmp_path):
 
 def test_shared_manifest_loads_with_its_fixed_splits(shared_data):
     records = load_records(shared_data)
-    assert len(records) == 1738
+    assert len(records) == 4509  # data version 2
     counts = {s: sum(1 for r in records if r.source == "real_ciplab" and r.split == s) for s in ("train", "val", "test")}
     assert counts == {"train": 366, "val": 76, "test": 94}
+    assert {r.source for r in records} == {"real_ciplab", "real_lfw", "real_ffhq", "real_webmorph", "gan_faces",
+                                           "sd21_faces", "sd15", "sdxl_faces"}
     assert len({r.path for r in records}) == len(records)
     gan_test = select(records, ["real_ciplab", "gan_faces"], ["test"])
     balanced = balance(gan_test)

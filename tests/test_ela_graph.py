@@ -54,9 +54,9 @@ def synthetic_images(height: int, width: int | None = None, seed: int = 0) -> np
 
 
 def shared_images(size: int) -> np.ndarray:
-    """Two real photos and two generated scenes from ../shared, resized as in training."""
+    """Two real photos and two generated (SD 1.5 PNG) images from ../shared, resized as in training."""
     files = (sorted((SHARED_DATA / "real_ciplab").glob("*.jpg"))[:2]
-             + sorted((SHARED_DATA / "sd11_scenes").glob("*.png"))[:2])
+             + sorted((SHARED_DATA / "sd15").glob("*.png"))[:2])
     if len(files) < 4:
         pytest.skip("../shared/data is absent")
     return np.stack([np.asarray(Image.open(f).convert("RGB").resize((size, size), RESAMPLE)) for f in files])

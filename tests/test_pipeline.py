@@ -30,7 +30,7 @@ def record(path, label="real") -> Record:
 
 @pytest.fixture(scope="module")
 def demo_records(demo_data):
-    return select(load_records(demo_data), ["real_ciplab", "gan_faces", "sd11_scenes"], ["train"], 3)
+    return select(load_records(demo_data), ["real_ciplab", "gan_faces", "sd21_faces"], ["train"], 3)
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_pipeline_is_byte_identical_to_preprocessing_on_demo_images(demo_records
 @pytest.mark.parametrize("parallel_calls", [1, 2])
 @pytest.mark.parametrize("prep_name", list(PREPS))
 def test_pipeline_is_byte_identical_to_preprocessing_on_real_images(shared_data, prep_name, parallel_calls):
-    records = select(load_records(shared_data), ["real_ciplab", "gan_faces", "sd11_scenes"], ["train"], 1)
+    records = select(load_records(shared_data), ["real_ciplab", "gan_faces", "sd21_faces"], ["train"], 1)
     assert_identical_to_reference(records, PREPS[prep_name], parallel_calls)
 
 

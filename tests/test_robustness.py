@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.robustness import CONDITIONS, Perturbed, parse_conditions, render_robustness
+from benchmark.robustness import CONDITIONS, changed, parse_conditions, render_robustness
 from ela import ElaParams, Preprocessing
 
 
@@ -34,9 +34,9 @@ def test_perturbations_change_the_image_as_named(photo):
 
 @pytest.mark.parametrize("prep", [Preprocessing(64), Preprocessing(64, ElaParams(90, "auto", "full"))])
 def test_perturbed_preprocessing_runs_the_models_own_preprocessing_after(photo, prep):
-    assert np.array_equal(Perturbed(prep, "original").load(photo), prep.load(photo))
+    assert np.array_equal(changed(prep, CONDITIONS["original"]).load(photo), prep.load(photo))
     for condition in ("jpeg50", "downscale0.5"):
-        x = Perturbed(prep, condition).load(photo)
+        x = changed(prep, CONDITIONS[condition]).load(photo)
         assert x.shape == (64, 64, 3) and x.dtype == np.uint8  # downscaled, then the usual resize
         assert not np.array_equal(x, prep.load(photo))
 

@@ -17,7 +17,7 @@ def test_paper_configs_follow_the_paper():
         assert cfg.learning_rate == 1e-4 and cfg.alpha == 1.0 and cfg.input_size == 224 and cfg.weights == "imagenet"
         assert cfg.unfreeze == (20 if "ela" in name else 10)
         assert (cfg.ela is not None) == ("ela" in name)
-        assert ("real_scenes" in cfg.sources) == ("sd" in name)
+        assert ("sd21_faces" in cfg.sources) == ("sd" in name)
     assert CONFIGS["gan_sd_dropout"].dropout == 0.5 and CONFIGS["gan_sd"].dropout == 0.0
 
 

@@ -27,6 +27,12 @@ flags.DEFINE_string("weights", None, "'imagenet' (Keras cache/download), 'none',
 flags.DEFINE_integer("unfreeze", None, "Override how many of MobileNet's last layers are trainable.")
 flags.DEFINE_float("dropout", None, "Override the dropout rate before the classifier.")
 flags.DEFINE_float("learning_rate", None, "Override Adam's learning rate.")
+flags.DEFINE_list("sources", None, "Override the config's training sources (default of `fakelens`: every source "
+                  "of the data that has training images).")
+flags.DEFINE_list("exclude_sources", None, "Leave these sources out of training, e.g. a generator to test on as "
+                  "never seen (leave-one-generator-out).")
+flags.DEFINE_integer("views", None, "Override how many augmented views of each training image are made "
+                     "(configs with augmentation; epoch e trains on view e % views).", lower_bound=1)
 flags.DEFINE_integer("max_per_source", None, "Use at most this many images per source and split.")
 flags.DEFINE_enum("protocol", None, ["as_is", "controlled"],
                   "as_is: files as they are; controlled: resize + JPEG re-encode every image (format bias removed).")
@@ -61,6 +67,13 @@ def main(argv):
         from train.run import train_run  # TensorFlow loads only when there is work
         cfg = get_config(FLAGS.config)
         cfg = dataclasses.replace(cfg, **{k: FLAGS[k].value for k in OVERRIDES if FLAGS[k].value is not None})
+        for name in ("sources", "exclude_sources"):
+            if FLAGS[name].value is not None:
+                cfg = dataclasses.replace(cfg, **{name: tuple(FLAGS[name].value)})
+        if FLAGS.views is not None:
+            if cfg.augment is None:
+                raise ValueError(f"--views: config {cfg.name!r} uses no augmentation")
+            cfg = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, views=FLAGS.views))
         if FLAGS.ela_resolution:
             if cfg.ela is None:
                 raise ValueError(f"--ela_resolution: config {cfg.name!r} uses no ELA")

@@ -1,4 +1,5 @@
-"""Named experiment configs: the paper's four models (plus its dropout variant) and the demo.
+"""Named experiment configs: the paper's four models (plus its dropout variant), the recommended
+`fakelens` detector and the demo.
 
 All paper configs use MobileNet V1 (alpha 1.0, 224×224, ImageNet init) and Adam at lr 1e-4,
 as in the study. A config is a plain dataclass; flags override fields; the resolved config is
@@ -11,9 +12,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ela import ElaParams, FormatControl, Preprocessing
+from train.augment import Augmentation
 
 GAN_SOURCES = ("real_ciplab", "gan_faces")
-SD_SOURCES = ("real_scenes", "sd11_scenes")
+SD_SOURCES = ("sd21_faces",)  # the paper trained on SD 1.1/1.5/2.1; data v2 has SD 2.1 faces
 PROTOCOLS = ("as_is", "controlled")
 STRATEGIES = ("default", "mirrored", "multi_worker")  # where a run trains: train/distribute.py
 LR_SCALINGS = ("linear", "none")  # learning rate under N replicas: × N, or as configured
@@ -23,8 +25,11 @@ LR_SCALINGS = ("linear", "none")  # learning rate under N replicas: × N, or as 
 class TrainConfig:
     name: str
     description: str
-    sources: tuple[str, ...]
+    sources: tuple[str, ...]  # () = every source that has training images (resolved when a run starts)
     unfreeze: int  # last N layers of MobileNet trainable (the head always is)
+    exclude_sources: tuple[str, ...] = ()  # left out of `sources`, e.g. a generator held out for testing
+    augment: Optional[Augmentation] = None  # per-epoch augmentation of training images (train.augment)
+    balance: bool = False  # weight the loss so each class, and each source within a class, counts equally
     dropout: float = 0.0
     ela: Optional[ElaParams] = None
     protocol: str = "as_is"  # "controlled": the format-controlled protocol (ela.FormatControl)
@@ -54,7 +59,9 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["sources"] = list(self.sources)
+        d["exclude_sources"] = list(self.exclude_sources)
         d["ela"] = self.ela.to_dict() if self.ela else None
+        d["augment"] = self.augment.to_dict() if self.augment else None
         d["preprocessing"] = self.preprocessing().to_dict()
         return d
 
@@ -63,7 +70,9 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in known}
         kwargs["sources"] = tuple(kwargs["sources"])
+        kwargs["exclude_sources"] = tuple(kwargs.get("exclude_sources", ()))
         kwargs["ela"] = ElaParams.from_dict(d["ela"]) if d.get("ela") else None
+        kwargs["augment"] = Augmentation.from_dict(d["augment"]) if d.get("augment") else None
         return cls(**kwargs)
 
 
@@ -81,14 +90,18 @@ CONFIGS: dict[str, TrainConfig] = {
                     unfreeze=10, dropout=0.5),
         TrainConfig("gan_sd_ela", "Paper model 4: real + GAN + SD through ELA, last 20 layers unfrozen",
                     GAN_SOURCES + SD_SOURCES, unfreeze=20, ela=ELA_90),
-        TrainConfig("demo", "Demo on the synthetic dataset (numbers mean nothing about real deepfakes)",
-                    GAN_SOURCES + SD_SOURCES, unfreeze=10, epochs=4, calibration_size=50),
+        TrainConfig("fakelens", "Recommended: every source of the data, augmented against format, size and colour "
+                    "shortcuts, class- and source-balanced", (), unfreeze=10, dropout=0.5, augment=Augmentation(),
+                    balance=True, epochs=12),
+        TrainConfig("demo", "Demo: the fakelens recipe on the synthetic dataset (numbers mean nothing about real "
+                    "deepfakes)", (), unfreeze=10, dropout=0.5, augment=Augmentation(views=2), balance=True,
+                    epochs=4, calibration_size=50),
     ]
 }
 
 # Which paper column (Tables 1–2) each config reproduces.
 PAPER_COLUMN = {"gan": "gan", "gan_ela": "gan_ela", "gan_sd": "gan_sd", "gan_sd_dropout": "gan_sd",
-                "gan_sd_ela": "gan_sd_ela", "demo": "gan_sd"}
+                "gan_sd_ela": "gan_sd_ela"}
 
 
 def get_config(name: str) -> TrainConfig:

@@ -21,13 +21,12 @@ from train.io import atomic_write_bytes, atomic_write_text
 SOURCES = {
     "real_ciplab": ("real", "noise", "JPEG", 192, 48),
     "gan_faces": ("fake", "checker", "JPEG", 160, 48),
-    "real_scenes": ("real", "noise", "JPEG", 176, 40),
-    "sd11_scenes": ("fake", "grid", "PNG", 160, 40),
+    "real_lfw": ("real", "noise", "JPEG", 150, 40),
+    "sd21_faces": ("fake", "grid", "JPEG", 176, 40),
     "sd15": ("fake", "grid", "PNG", 192, 12),
-    "sd20": ("fake", "grid", "PNG", 192, 5),
     "sdxl_faces": ("fake", "grid", "JPEG", 224, 10),
 }
-TEST_ONLY = {"sd15", "sd20", "sdxl_faces"}
+TEST_ONLY = {"sd15", "sdxl_faces"}
 
 
 def synthetic_image(rng: np.random.RandomState, size: int, style: str) -> np.ndarray:

@@ -35,11 +35,13 @@ from typing import Sequence
 
 import numpy as np
 from absl import logging
+from tqdm import tqdm
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tensorflow as tf  # noqa: E402
 
 from ela import ImageError, Preprocessing  # noqa: E402
+from ela.perturb import Changed  # noqa: E402
 from train.data import Record, Skipped  # noqa: E402
 from train.io import atomic_write_json  # noqa: E402
 
@@ -115,11 +117,13 @@ def check_no_writer(cache_file: Path) -> None:
                            f"other run uses {cache_file.parent}, delete {cache_file.name}_* there")
 
 
-def make_dataset(records: Sequence[Record], prep: Preprocessing, batch_size: int,
+def make_dataset(records: Sequence[Record], prep: Preprocessing | Changed, batch_size: int,
                  parallel_calls: int = AUTOTUNE, cache: str = "auto", cache_dir: str | Path | None = None,
                  shuffle_seed: int | None = None, repeat: bool = False,
                  skipped: list[Skipped] | None = None) -> tf.data.Dataset:
-    """Batches (uint8 images (B, S, S, 3), int64 labels (B,)) of `records` through `prep`.
+    """Batches (uint8 images (B, S, S, 3), int64 labels (B,)) of `records` through `prep` (a
+    `Preprocessing`, or a `Changed` one, e.g. one view of training augmentation, which is never
+    cached to a file).
 
     parallel_calls: images preprocessed at once (AUTOTUNE or an int >= 1); the output order
         never depends on it.
@@ -132,7 +136,10 @@ def make_dataset(records: Sequence[Record], prep: Preprocessing, batch_size: int
     if not (parallel_calls == AUTOTUNE or (isinstance(parallel_calls, int) and parallel_calls >= 1)):
         raise ValueError(f"parallel_calls must be AUTOTUNE or an integer >= 1, got {parallel_calls!r}")
     records = list(records)
-    kind, cache_file = choose_cache(records, prep, cache, cache_dir)
+    if isinstance(prep, Changed) and cache == "file":
+        raise ValueError("an augmented view cannot use cache='file' — use 'memory' or 'none'")
+    kind, cache_file = ("none", None) if isinstance(prep, Changed) and cache == "auto" else \
+        choose_cache(records, prep, cache, cache_dir)
     log = _SkipLog(skipped if skipped is not None else [],
                    cache_file.with_suffix(".skipped.json") if cache_file else None)
     if cache_file:
@@ -177,3 +184,21 @@ def make_dataset(records: Sequence[Record], prep: Preprocessing, batch_size: int
     if repeat:
         ds = ds.repeat()
     return ds.prefetch(AUTOTUNE)
+
+
+def load_all(records: Sequence[Record], prep: Preprocessing | Changed, desc: str,
+             batch_size: int = 32) -> tuple[np.ndarray, list[Record], list[Skipped]]:
+    """Every readable record through the pipeline (parallel, in record order, no cache) into one
+    array: (uint8 images (N, S, S, 3), the records kept, the skipped files). A progress bar
+    counts the images."""
+    skipped: list[Skipped] = []
+    batches = []
+    with tqdm(total=len(records), desc=desc, unit="img", leave=False) as bar:
+        for x, _ in make_dataset(records, prep, batch_size, cache="none", skipped=skipped):
+            batches.append(x.numpy())
+            bar.update(len(batches[-1]))
+        bar.update(len(records) - bar.n)  # the skipped ones
+    bad = {s.path for s in skipped}
+    size = prep.input_size
+    x = np.concatenate(batches) if batches else np.zeros((0, size, size, 3), np.uint8)
+    return x, [r for r in records if r.path not in bad], skipped

@@ -1,5 +1,12 @@
-"""One training run: data → preprocessing (once per image) → frozen-trunk activations (once per
-image) → train the unfrozen tail → a self-describing run folder.
+"""One training run: data → preprocessing through the tf.data pipeline (once per image and
+augmented view) → frozen-trunk activations (once per view) → train the unfrozen tail → a
+self-describing run folder.
+
+With augmentation (`cfg.augment`), each training image is decoded and augmented `views` times
+(train.augment: a pure function of seed, view and content) and epoch e trains on view e % views;
+without it there is one view, the image as it is. The loss can weight each class, and each
+source within a class, equally (`cfg.balance`), so neither a fake-heavy nor a real-heavy dataset
+turns into "one class by default", and no single collection defines what "real" looks like.
 
 run folder: config.json (resolved config, distribution, preprocessing, data summary, result),
 model.keras (the whole model, best epoch by validation loss), checkpoints/best.weights.h5,
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -30,11 +38,13 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from train.configs import TrainConfig  # noqa: E402
-from train.data import DataError, Record, load_records, preprocess_records, select, write_skipped  # noqa: E402
+from train.augment import augmented  # noqa: E402
+from train.data import DataError, Record, load_records, select, write_skipped  # noqa: E402
 from train.distribute import (Placement, make_placement, same_on_every_worker, scaled_learning_rate,  # noqa: E402
                               shard_by_data, weights_sha256)
 from train.io import atomic_path, atomic_write_json, atomic_write_text, make_folder  # noqa: E402
 from train.model import build_model, mobilenet_trainable_count, split_frozen_trunk  # noqa: E402
+from train.pipeline import load_all  # noqa: E402
 
 FAKELENS_VERSION = "0.1.0"
 
@@ -130,17 +140,46 @@ class EpochBackup(tf_keras.callbacks.Callback):
         self.manager.save(checkpoint_number=epoch + 1)
 
 
-def epoch_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_epoch: int,
+def epoch_batches(views: np.ndarray, y: np.ndarray, w: np.ndarray, batch: int, seed: int, first_epoch: int,
                   epochs: int) -> tf.data.Dataset:
-    """Global batches of epochs first_epoch..epochs-1, each epoch in its own order drawn from
-    (seed, epoch): a resumed run sees the batches the uninterrupted run would have."""
-    def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(tf.range(len(y), dtype=tf.int64),
-                                                         seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch)
-    x, y = tf.constant(x), tf.constant(y)
-    return (tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
-            .map(lambda i: (tf.gather(x, i), tf.gather(y, i))).prefetch(2))
+    """Global batches (x, y, sample weight) of epochs first_epoch..epochs-1 from `views`
+    (V, N, ...): epoch e reads view e % V, in its own order drawn from (seed, epoch), so a
+    resumed run sees the batches the uninterrupted run would have. Batches are gathered from
+    the arrays in place (a tf.data graph would hold copies of several GiB of activations)."""
+    def batches():
+        for epoch in range(first_epoch, epochs):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(len(y), dtype=tf.int64), seed=tf.constant([seed, epoch], tf.int64)).numpy()
+            x = views[epoch % len(views)]
+            for start in range(0, len(order), batch):
+                i = order[start:start + batch]
+                yield x[i], y[i], w[i]
+    spec = (tf.TensorSpec((None,) + views.shape[2:], views.dtype), tf.TensorSpec((None,), tf.int64),
+            tf.TensorSpec((None,), tf.float32))
+    return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
+
+
+def loss_weights(records: list[Record], balance: bool) -> np.ndarray:
+    """Per-image loss weights, mean 1: with `balance`, each class gets half of the total weight
+    and each source an equal share of its class's half; otherwise all ones."""
+    if not balance:
+        return np.ones(len(records), np.float32)
+    per_source = collections.Counter(r.source for r in records)
+    sources_per_class = collections.Counter(r.label for r in {(r.label, r.source): r for r in records}.values())
+    classes = len(sources_per_class)
+    w = [len(records) / (classes * sources_per_class[r.label] * per_source[r.source]) for r in records]
+    return np.array(w, np.float32)
+
+
+def resolve_sources(cfg: TrainConfig, records: list[Record], data) -> TrainConfig:
+    """`cfg` with its sources spelled out: the configured ones, or (for `sources=()`) every
+    source with training images; minus `exclude_sources`."""
+    present = {r.source for r in records}
+    wanted = cfg.sources or tuple(sorted({r.source for r in records if r.split == "train"}))
+    missing = sorted((set(wanted) | set(cfg.exclude_sources)) - present)
+    if missing:
+        raise DataError(f"{data}: config {cfg.name!r} needs source(s) {', '.join(missing)} which the dataset lacks")
+    return dataclasses.replace(cfg, sources=tuple(s for s in wanted if s not in cfg.exclude_sources))
 
 
 def train_run(cfg: TrainConfig, data: str | Path, out: str | Path, overwrite: bool = False,
@@ -152,6 +191,8 @@ def train_run(cfg: TrainConfig, data: str | Path, out: str | Path, overwrite: bo
     placement = make_placement(strategy)  # first: multi-worker collectives are set up at program start
     started = time.time()
     seed_everything(cfg.seed)
+    records = load_records(data)
+    cfg = resolve_sources(cfg, records, data)
     summary = {
         "fakelens_version": FAKELENS_VERSION,
         "config": json.loads(json.dumps(cfg.to_dict())),
@@ -172,7 +213,7 @@ def train_run(cfg: TrainConfig, data: str | Path, out: str | Path, overwrite: bo
         print(f"resuming {out} from epoch {first_epoch} ({first_epoch} of {cfg.epochs} epochs done)")
     work = out if placement.is_chief else Path(tempfile.mkdtemp(prefix="fakelens-worker-"))
     try:
-        return fit_and_save(cfg, data, out, work, placement, summary, first_epoch, started)
+        return fit_and_save(cfg, data, records, out, work, placement, summary, first_epoch, started)
     finally:
         if work != out:
             shutil.rmtree(work, ignore_errors=True)
@@ -185,24 +226,43 @@ def require_both_classes(data, cfg: TrainConfig, y_train, y_val) -> None:
                             f"{'no images' if len(y) == 0 else 'a single class'} — both real and fake are needed")
 
 
-def fit_and_save(cfg: TrainConfig, data: str | Path, out: Path, work: Path, placement: Placement, summary: dict,
-                 first_epoch: int, started: float) -> Path:
+def load_views(cfg: TrainConfig, records: list[Record], desc: str, augment: bool
+               ) -> tuple[list[np.ndarray], list[Record], list]:
+    """The model inputs of `records`: one uint8 array per augmented view (one plain view
+    without augmentation), the records kept and the unreadable ones skipped."""
+    prep = cfg.preprocessing()
+    if not (augment and cfg.augment):
+        x, kept, skipped = load_all(records, prep, desc, cfg.batch_size)
+        return [x], kept, skipped
+    views = []
+    for view in range(cfg.augment.views):
+        x, kept, skipped = load_all(records, augmented(prep, cfg.augment, cfg.seed, view),
+                                    f"{desc}, view {view + 1}/{cfg.augment.views}", cfg.batch_size)
+        views.append(x)
+    return views, kept, skipped
+
+
+def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out: Path, work: Path,
+                 placement: Placement, summary: dict, first_epoch: int, started: float) -> Path:
     """The run itself, writing into `work` (the run folder, or a worker's temporary folder);
     the backup to resume from is read from `out`."""
-    records = load_records(data)
-    missing = sorted(set(cfg.sources) - {r.source for r in records})
-    if missing:
-        raise DataError(f"{data}: config {cfg.name!r} needs source(s) {', '.join(missing)} which the dataset lacks")
     train_recs = select(records, cfg.sources, ["train"], cfg.max_per_source)
     val_recs = select(records, cfg.sources, ["val"], cfg.max_per_source)
     require_both_classes(data, cfg, [r.y for r in train_recs], [r.y for r in val_recs])
     make_folder(work / "checkpoints")  # an unusable --out or missing weights fail before the slow part
     model = build_model(cfg.input_size, cfg.alpha, cfg.weights, cfg.unfreeze, cfg.dropout)
-    prep = cfg.preprocessing()
-    x_train, y_train, train_kept, skipped = preprocess_records(train_recs, prep, "train images")
-    x_val, y_val, val_kept, skipped_val = preprocess_records(val_recs, prep, "val images")
+    timing = {}
+    tick = time.time()
+    x_val, val_kept, skipped_val = load_views(cfg, val_recs, "val images", augment=False)
+    timing["decode_val_s"] = round(time.time() - tick, 1)
+    tick = time.time()
+    x_views, train_kept, skipped = load_views(cfg, train_recs, "train images", augment=True)
+    timing["decode_augment_train_s"] = round(time.time() - tick, 1)
     skipped += skipped_val
+    y_train = np.array([r.y for r in train_kept], np.int64)
+    y_val = np.array([r.y for r in val_kept], np.int64)
     require_both_classes(data, cfg, y_train, y_val)  # again: unreadable files may have removed a class
+    w_train, w_val = loss_weights(train_kept, cfg.balance), loss_weights(val_kept, cfg.balance)
 
     if not first_epoch:
         shutil.rmtree(work / "backup", ignore_errors=True)
@@ -219,14 +279,21 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, out: Path, work: Path, plac
                         "trunk_output_shape": list(trunk.output_shape[1:])}
     atomic_write_json(work / "config.json", summary)
 
+    tick = time.time()
     if cfg.cache_trunk:  # each worker computes them itself: the trunk is frozen, so they need no exchange
-        print(f"frozen trunk: activations of {len(x_train) + len(x_val)} images, computed once")
-        x_fit = trunk.predict(x_train.astype(np.float32), batch_size=cfg.batch_size, verbose=1)
-        v_fit = trunk.predict(x_val.astype(np.float32), batch_size=cfg.batch_size, verbose=1)
+        print(f"frozen trunk: activations of {len(x_views)} view(s) of {len(y_train)} training and "
+              f"{len(y_val)} validation images, computed once")
+        fit_views = np.empty((len(x_views), len(y_train)) + tuple(trunk.output_shape[1:]), np.float32)
+        for view, x in enumerate(x_views):  # filled in place: the activations can take several GiB
+            fit_views[view] = trunk.predict(x.astype(np.float32), batch_size=cfg.batch_size, verbose=1)
+        v_fit = trunk.predict(x_val[0].astype(np.float32), batch_size=cfg.batch_size, verbose=1)
     else:  # the same computation, with the frozen layers run again at every step
-        x_fit, v_fit = x_train.astype(np.float32), x_val.astype(np.float32)
-    train_ds = shard_by_data(epoch_batches(x_fit, y_train, global_batch, cfg.seed, first_epoch, cfg.epochs))
-    val_ds = shard_by_data(tf.data.Dataset.from_tensor_slices((v_fit, y_val)).batch(global_batch))
+        fit_views, v_fit = np.stack(x_views).astype(np.float32), x_val[0].astype(np.float32)
+    del x_views, x_val
+    timing["trunk_s"] = round(time.time() - tick, 1)
+    train_ds = shard_by_data(epoch_batches(fit_views, y_train, w_train, global_batch, cfg.seed, first_epoch,
+                                           cfg.epochs))
+    val_ds = shard_by_data(tf.data.Dataset.from_tensor_slices((v_fit, y_val, w_val)).batch(global_batch))
 
     with placement.strategy.scope():  # the trained copy's variables live on every replica
         replica_model = build_model(cfg.input_size, cfg.alpha, "none", cfg.unfreeze, cfg.dropout)
@@ -235,7 +302,8 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, out: Path, work: Path, plac
         fit_model = replica_tail if cfg.cache_trunk else tf_keras.Model(
             replica_model.input, replica_tail(replica_trunk(replica_model.input)), name="whole_model")
         optimizer = tf_keras.optimizers.Adam(summary["training"]["learning_rate"])
-        fit_model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        fit_model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                          weighted_metrics=["accuracy"])
         optimizer.build(fit_model.trainable_variables)  # slots exist before a backup is restored into them
         keep_best = KeepBest(fit_model.get_weights(), work / "checkpoints" / "best.weights.h5")
         checkpoint = tf.train.Checkpoint(model=fit_model, optimizer=optimizer, best_loss=keep_best.best_loss,
@@ -243,6 +311,7 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, out: Path, work: Path, plac
         if first_epoch:
             checkpoint.restore(tf.train.latest_checkpoint(str(out / "backup"))).assert_existing_objects_matched()
             continue_history(work / "history.csv", first_epoch)
+        tick = time.time()
         fit_model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=first_epoch,
                       steps_per_epoch=steps, verbose=2, callbacks=[
                           keep_best,
@@ -250,6 +319,7 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, out: Path, work: Path, plac
                           tf_keras.callbacks.TensorBoard(str(work / "logs"), write_graph=False),
                           EpochBackup(tf.train.CheckpointManager(checkpoint, str(work / "backup"), max_to_keep=1)),
                       ])
+        timing["fit_s"] = round(time.time() - tick, 1)
         keep_best.restore()
         val_loss, val_acc = fit_model.evaluate(val_ds, verbose=0)
         model.set_weights(replica_model.get_weights())
@@ -259,7 +329,8 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, out: Path, work: Path, plac
     summary["result"] = {"val_loss": float(val_loss), "val_accuracy": float(val_acc),
                          "n_train": int(len(y_train)), "n_val": int(len(y_val)),
                          "optimizer_iterations": int(optimizer.iterations.numpy()),
-                         "weights_sha256": fingerprint, "wall_seconds": round(time.time() - started, 1)}
+                         "weights_sha256": fingerprint, "wall_seconds": round(time.time() - started, 1),
+                         "timing": timing}
     atomic_write_json(work / "config.json", summary)
     shutil.rmtree(work / "backup", ignore_errors=True)
     kept = f"run folder {out}" if work == out else "not the chief: its files are discarded"

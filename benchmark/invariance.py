@@ -1,0 +1,121 @@
+"""Invariance probes: changes that must not change a decision, and how often they do.
+
+A detector that reads the file instead of the face flips when a photo is merely re-saved,
+rescaled, cropped a little, mirrored or turned grey. Each probe is applied to the decoded test
+image before the model's own preprocessing (as in `benchmark.robustness`); per model, test set
+and probe the benchmark reports the decision flip rate against the unchanged image, and per test
+source (each is one class) the share called fake with and without the probe — so "reals of this
+collection are called fake once grey" is a number, not a surprise.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from PIL import Image
+
+from convert.runtime import TfliteModel
+from benchmark.robustness import changed
+from benchmark.scores import prep_key, score_images
+from ela.perturb import crop, greyscale, hflip, jpeg_resave, png_resave, rescale
+from train.data import Record, preprocess_records
+
+if TYPE_CHECKING:  # reading metadata loads TensorFlow; `python -m benchmark --help` need not
+    from convert.metadata import ModelInfo
+
+PROBES: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "png": png_resave,
+    "jpeg95_444": lambda img: jpeg_resave(img, 95, "4:4:4"),
+    "jpeg75_420": lambda img: jpeg_resave(img, 75, "4:2:0"),
+    "scale0.75": lambda img: rescale(img, 0.75),
+    "scale1.5": lambda img: rescale(img, 1.5),
+    "crop0.9": lambda img: crop(img, 0.9),
+    "flip": hflip,
+    "grey": greyscale,
+}
+PROBE_TEXT = ("png: lossless PNG re-save; jpeg95_444 / jpeg75_420: JPEG re-save at q95 4:4:4 / q75 4:2:0; "
+              "scaleF: rescaled by F before the model's own resize; crop0.9: 90% centre crop; flip: mirrored; "
+              "grey: greyscale in three equal channels")
+
+
+def parse_probes(names: list[str]) -> list[str]:
+    """Probe names from the --invariance flag, in the given order; ["none"] → none."""
+    if [n.strip() for n in names] == ["none"]:
+        return []
+    unknown = [n for n in names if n not in PROBES]
+    if unknown:
+        raise ValueError(f"unknown invariance probe(s) {', '.join(unknown)}: use some of {', '.join(PROBES)}, or none")
+    return list(dict.fromkeys(names))
+
+
+def _fake_share(records: list[Record], p_fake: dict[Path, float], threshold: float) -> tuple[int, float]:
+    scored = [p_fake[r.path] for r in records if r.path in p_fake]
+    return len(scored), (sum(p >= threshold for p in scored) / len(scored) if scored else float("nan"))
+
+
+def invariance_rows(models: dict[str, tuple[ModelInfo, TfliteModel]], sets: dict[str, list[Record]],
+                    test_records: list[Record], probes: list[str],
+                    original_scores: dict[str, dict[Path, float]]) -> list[dict]:
+    """Rows of two kinds per model × probe: kind "set" — flip rate on each test set (images
+    scored both with and without the probe); kind "source" — share called fake of each test
+    source, unchanged and probed, with its label and flip rate."""
+    rows = []
+    for probe in probes:
+        images = {}  # preprocessing → path → model input, for this probe only (bounded memory)
+        for name, (info, model) in models.items():
+            key = prep_key(info.input_preprocessing)
+            if key not in images:
+                x, _, kept, _ = preprocess_records(test_records, changed(info.input_preprocessing, PROBES[probe]),
+                                                   f"{probe} images")
+                images[key] = {r.path: img for r, img in zip(kept, x)}
+            probed, original = score_images(model, images[key]), original_scores[name]
+            facts = {"model": name, "variant": info.variant, "run": info.extra.get("run", ""), "probe": probe}
+
+            def flips(records: list[Record]) -> tuple[int, float]:
+                both = [r.path for r in records if r.path in probed and r.path in original]
+                changed_ = sum((probed[p] >= info.threshold) != (original[p] >= info.threshold) for p in both)
+                return len(both), (changed_ / len(both) if both else float("nan"))
+
+            for set_name, recs in sets.items():
+                n, rate = flips(recs)
+                if n:
+                    rows.append(dict(facts, kind="set", group=set_name, n=n, flip_rate=rate))
+            for source in sorted({r.source for r in test_records}):
+                recs = [r for r in test_records if r.source == source]
+                n, rate = flips(recs)
+                if n:
+                    rows.append(dict(facts, kind="source", group=source, label=recs[0].label, n=n, flip_rate=rate,
+                                     fake_share=_fake_share(recs, probed, info.threshold)[1],
+                                     fake_share_original=_fake_share(recs, original, info.threshold)[1]))
+    return rows
+
+
+def max_flip_failures(rows: list[dict], max_flip: float) -> list[str]:
+    """One message per model, test set and probe whose flip rate exceeds `max_flip`."""
+    return [f"{r['model']} on {r['group']}: probe {r['probe']} flips {r['flip_rate']:.1%} of decisions "
+            f"(allowed: {max_flip:.1%})" for r in rows if r["kind"] == "set" and r["flip_rate"] > max_flip]
+
+
+def render_invariance(rows: list[dict]) -> str:
+    """Markdown: flip rates per model × test set × probe, then the share called fake per model ×
+    test source, unchanged and under each probe."""
+    if not rows:
+        return ""
+    probes = list(dict.fromkeys(r["probe"] for r in rows))
+    cell = {(r["model"], r["kind"], r["group"], r["probe"]): r for r in rows}
+    lines = ["Invariance: share of decisions that flip when only this changes (" + PROBE_TEXT + ")", "",
+             "| model | set | " + " | ".join(probes) + " |", "|---|---|" + "---:|" * len(probes)]
+    for model, group in dict.fromkeys((r["model"], r["group"]) for r in rows if r["kind"] == "set"):
+        n = next(r["n"] for r in rows if r["model"] == model and r["group"] == group)
+        lines.append(f"| {model} | {group} (n={n}) | " + " | ".join(
+            f"{cell[model, 'set', group, p]['flip_rate']:.1%}" if (model, "set", group, p) in cell else "–"
+            for p in probes) + " |")
+    lines += ["", "Invariance per test source: share called fake, unchanged and under each probe "
+              "(for real sources lower is better, for fake sources higher)", "",
+              "| model | source | unchanged | " + " | ".join(probes) + " |", "|---|---|---:|" + "---:|" * len(probes)]
+    for model, group in dict.fromkeys((r["model"], r["group"]) for r in rows if r["kind"] == "source"):
+        first = next(r for r in rows if r["model"] == model and r["group"] == group and r["kind"] == "source")
+        lines.append(f"| {model} | {group} ({first['label']}, n={first['n']}) | {first['fake_share_original']:.3f} | "
+                     + " | ".join(f"{cell[model, 'source', group, p]['fake_share']:.3f}"
+                                  if (model, "source", group, p) in cell else "–" for p in probes) + " |")
+    return "\n".join(lines)

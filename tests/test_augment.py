@@ -1,0 +1,127 @@
+"""Training augmentation: deterministic per (seed, view, content), the same for both classes,
+each change doing what it says; loss weights and source resolution of the recommended config."""
+import dataclasses
+import hashlib
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ela import Preprocessing
+from train.augment import Augmentation, augmented
+from train.configs import TrainConfig, get_config
+from train.data import DataError, Record
+
+NOTHING = Augmentation(crop_p=0, rescale_p=0, jpeg_p=0, flip_p=0, grey_p=0, blur_p=0)
+
+
+@pytest.fixture
+def photo(tmp_path):
+    rng = np.random.default_rng(3)
+    coarse = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize((160, 120), Image.BICUBIC)
+    pixels = np.clip(np.asarray(coarse, np.float64) + rng.normal(0, 5, (120, 160, 3)), 0, 255).astype(np.uint8)
+    path = tmp_path / "photo.png"
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def sha_of(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_same_seed_view_and_content_give_the_same_image_and_other_views_differ(photo):
+    prep = Preprocessing(64)
+    first = augmented(prep, Augmentation(), 0, 0).load(photo)
+    assert np.array_equal(first, augmented(prep, Augmentation(), 0, 0).load(photo))
+    others = [augmented(prep, Augmentation(), seed, view).load(photo) for seed, view in ((0, 1), (0, 2), (1, 0))]
+    assert all(x.shape == (64, 64, 3) and x.dtype == np.uint8 for x in others)
+    assert sum(not np.array_equal(first, x) for x in others) >= 2
+
+
+def test_draws_depend_on_content_not_on_label_or_path(photo, tmp_path):
+    """Real and fake images are treated alike: the draws see only seed, view and file content."""
+    aug = Augmentation()
+    copy = tmp_path / "elsewhere" / "copy.png"
+    copy.parent.mkdir()
+    copy.write_bytes(photo.read_bytes())
+    assert np.array_equal(augmented(Preprocessing(64), aug, 5, 3).load(photo),
+                          augmented(Preprocessing(64), aug, 5, 3).load(copy))
+    a, b = aug.rng(5, 3, sha_of(photo)).random(4), aug.rng(5, 3, sha_of(photo)).random(4)
+    assert np.array_equal(a, b)
+
+
+def test_no_change_when_every_probability_is_zero(photo):
+    prep = Preprocessing(64)
+    assert np.array_equal(augmented(prep, NOTHING, 0, 0).load(photo), prep.load(photo))
+
+
+def test_each_change_does_what_it_says(photo):
+    img = Image.open(photo).convert("RGB")
+    rng = lambda: np.random.default_rng(0)  # noqa: E731
+    flipped = dataclasses.replace(NOTHING, flip_p=1).apply(img, rng())
+    assert np.array_equal(np.asarray(flipped), np.asarray(img)[:, ::-1])
+    grey = np.asarray(dataclasses.replace(NOTHING, grey_p=1).apply(img, rng()))
+    assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 1], grey[..., 2])
+    cropped = dataclasses.replace(NOTHING, crop_p=1, crop_min=0.5).apply(img, rng())
+    assert 80 <= cropped.width <= 160 and 60 <= cropped.height <= 120
+    assert cropped.width / cropped.height == pytest.approx(160 / 120, abs=0.03)
+    small = dataclasses.replace(NOTHING, rescale_p=1, rescale_range=(0.1, 0.1), min_side=30).apply(img, rng())
+    assert min(small.size) == 30  # never below min_side on the short side
+    resaved = dataclasses.replace(NOTHING, jpeg_p=1, jpeg_quality=(20, 20)).apply(img, rng())
+    assert resaved.size == img.size and np.abs(np.asarray(resaved, int) - np.asarray(img, int)).mean() > 1
+    blurred = np.asarray(dataclasses.replace(NOTHING, blur_p=1, blur_radius=(1.5, 1.5)).apply(img, rng()), float)
+    assert np.abs(np.diff(blurred, axis=1)).mean() < np.abs(np.diff(np.asarray(img, float), axis=1)).mean()
+
+
+def test_change_rates_match_the_probabilities(photo):
+    """Over many draws each change happens about as often as configured."""
+    img = Image.open(photo).convert("RGB").resize((40, 30))
+    aug = dataclasses.replace(NOTHING, flip_p=0.5, grey_p=0.2)
+    grey = flipped = 0
+    for view in range(400):
+        out = np.asarray(aug.apply(img, aug.rng(0, view, "ab" * 32)))
+        is_grey = np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+        grey += is_grey
+        reference = np.asarray(img.convert("L").convert("RGB") if is_grey else img)
+        flipped += np.array_equal(out, reference[:, ::-1])
+    assert 0.42 < flipped / 400 < 0.58 and 0.14 < grey / 400 < 0.26
+
+
+@pytest.mark.parametrize("field,value", [("views", 0), ("flip_p", 1.5), ("crop_min", 0.0),
+                                         ("rescale_range", (2.0, 1.0)), ("jpeg_quality", (0, 90))])
+def test_invalid_augmentation_settings_are_errors(field, value):
+    with pytest.raises(ValueError, match=field):
+        Augmentation(**{field: value})
+
+
+def test_augmentation_round_trips_through_the_run_config():
+    cfg = get_config("fakelens")
+    assert cfg.augment is not None and cfg.balance and cfg.sources == ()
+    again = TrainConfig.from_dict(cfg.to_dict())
+    assert again == cfg and again.augment.jpeg_quality == cfg.augment.jpeg_quality
+
+
+def record(source, label, split="train") -> Record:
+    return Record(None, label, source, split, hashlib.sha256(f"{source}{label}{split}".encode()).hexdigest())
+
+
+def test_balanced_loss_weights_give_each_class_and_each_source_within_it_an_equal_share():
+    from train.run import loss_weights
+    records = [record("a", "real")] * 30 + [record("b", "real")] * 10 + [record("f", "fake")] * 20
+    w = loss_weights(records, balance=True)
+    assert w.mean() == pytest.approx(1.0)
+    total = lambda src: sum(wi for wi, r in zip(w, records) if r.source == src)  # noqa: E731
+    assert total("a") == pytest.approx(total("b")) and total("f") == pytest.approx(total("a") + total("b"))
+    assert np.array_equal(loss_weights(records, balance=False), np.ones(60))
+
+
+def test_sources_resolve_to_every_trained_source_minus_the_excluded():
+    from train.run import resolve_sources
+    records = [record("real_x", "real"), record("gan", "fake"), record("sd", "fake"), record("only_test", "fake", "test")]
+    cfg = get_config("fakelens")
+    assert resolve_sources(cfg, records, "data").sources == ("gan", "real_x", "sd")
+    held_out = dataclasses.replace(cfg, exclude_sources=("gan",))
+    assert resolve_sources(held_out, records, "data").sources == ("real_x", "sd")
+    with pytest.raises(DataError, match="nowhere"):
+        resolve_sources(dataclasses.replace(cfg, exclude_sources=("nowhere",)), records, "data")

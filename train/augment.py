@@ -1,0 +1,107 @@
+"""Training-time augmentation against the shortcuts of the data, drawn per image and epoch.
+
+Real photos and fakes arrive from different collections with their own size, compression and
+colour; a detector learns whatever separates the classes most cheaply. Every training image, of
+either class, is therefore given the same random chance of each change before the model's own
+preprocessing (at the image's own resolution: resizing first would wash out the traces a
+generator leaves): a crop, a rescale, a JPEG re-save with a random quality and chroma
+subsampling (or none), a flip, greyscale, a mild blur. No cue is then owned by one class.
+
+The draws are a pure function of (seed, view, image content): every worker, every resumed run
+and every rerun sees the same augmented image for the same epoch.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+
+from ela import Preprocessing
+from ela.perturb import SUBSAMPLING, Changed, blur, crop, greyscale, hflip, jpeg_resave, rescale
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Probabilities and ranges of each change (applied in this order).
+
+    views: distinct augmented versions of each training image; epoch e trains on view e % views
+        (each view's frozen-trunk activations are computed once, so epochs stay cheap).
+    crop_p, crop_min: a window of a side fraction in [crop_min, 1] at a random place.
+    rescale_p, rescale_range: resize by a factor drawn log-uniformly from the range, never below
+        min_side pixels on the short side.
+    jpeg_p, jpeg_quality: re-save as JPEG with quality drawn uniformly from the range and a
+        random chroma subsampling; jpeg_twice_p: then once more (a shared-then-reshared photo).
+    flip_p, grey_p, blur_p (radius uniform in blur_radius).
+    """
+
+    views: int = 4
+    crop_p: float = 0.6
+    crop_min: float = 0.8
+    rescale_p: float = 0.6
+    rescale_range: tuple[float, float] = (0.4, 1.6)
+    min_side: int = 64
+    jpeg_p: float = 0.7
+    jpeg_quality: tuple[int, int] = (50, 100)
+    jpeg_twice_p: float = 0.2
+    flip_p: float = 0.5
+    grey_p: float = 0.15
+    blur_p: float = 0.15
+    blur_radius: tuple[float, float] = (0.3, 1.5)
+
+    def __post_init__(self):
+        if not (isinstance(self.views, int) and self.views >= 1):
+            raise ValueError(f"augmentation views must be an integer >= 1, got {self.views!r}")
+        for name in ("crop_p", "rescale_p", "jpeg_p", "jpeg_twice_p", "flip_p", "grey_p", "blur_p"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"augmentation {name} must be a probability in [0, 1], got {getattr(self, name)}")
+        if not 0.0 < self.crop_min <= 1.0:
+            raise ValueError(f"augmentation crop_min must be in (0, 1], got {self.crop_min}")
+        if not 0.0 < self.rescale_range[0] <= self.rescale_range[1]:
+            raise ValueError(f"augmentation rescale_range must be 0 < low <= high, got {self.rescale_range}")
+        if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
+            raise ValueError(f"augmentation jpeg_quality must be 1 <= low <= high <= 100, got {self.jpeg_quality}")
+
+    def rng(self, seed: int, view: int, sha256_hex: str) -> np.random.Generator:
+        """The generator of one image's draws for one view: a function of seed, view and content."""
+        return np.random.default_rng([seed, view, int(sha256_hex[:16], 16)])
+
+    def apply(self, img: Image.Image, rng: np.random.Generator) -> Image.Image:
+        """One random augmented version of RGB `img`. All draws are made up front, whether or
+        not their change happens, so each change's parameters do not depend on the others'."""
+        happens = rng.random(8)
+        window, fx, fy = rng.uniform(self.crop_min, 1.0), rng.random(), rng.random()
+        factor = float(np.exp(rng.uniform(*np.log(self.rescale_range))))
+        qualities = rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1, 2)
+        subsamplings = rng.choice(list(SUBSAMPLING), 2)
+        radius = rng.uniform(*self.blur_radius)
+        if happens[0] < self.crop_p:
+            img = crop(img, window, fx, fy)
+        if happens[1] < self.rescale_p:
+            img = rescale(img, max(factor, self.min_side / max(1, min(img.size))))
+        if happens[2] < self.jpeg_p:
+            for i in range(2 if happens[3] < self.jpeg_twice_p else 1):
+                img = jpeg_resave(img, int(qualities[i]), str(subsamplings[i]))
+        if happens[4] < self.flip_p:
+            img = hflip(img)
+        if happens[5] < self.grey_p:
+            img = greyscale(img)
+        if happens[6] < self.blur_p:
+            img = blur(img, radius)
+        return img
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Augmentation":
+        d = dict(d)
+        for key in ("rescale_range", "jpeg_quality", "blur_radius"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+
+def augmented(prep: Preprocessing, augmentation: Augmentation, seed: int, view: int) -> Changed:
+    """`prep` with view `view` of `augmentation` in front of it (for the pipeline's loaders)."""
+    return Changed(prep, lambda img, sha: augmentation.apply(img, augmentation.rng(seed, view, sha)))
