@@ -36,7 +36,7 @@ flags.DEFINE_string("out", "reports/latest", "Report folder: benchmark.md, bench
 flags.DEFINE_alias("report", "out")
 flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts for the latency table.")
 flags.DEFINE_integer("latency_runs", 30, "Timed inferences per model and thread count (after 5 warm-up runs), "
-                     "each model in a fresh process; also the number of images whose preprocessing is timed.")
+                     "each model in a fresh process; also the number of images whose preprocessing is timed.", lower_bound=1)
 flags.DEFINE_list("robustness", list(CONDITIONS),
                   "Perturbations applied to each decoded test image before the model's own preprocessing, for "
                   "the robustness table on the 50:50 sets: original, jpeg95/jpeg75/jpeg50 (re-saved as JPEG at "

@@ -90,7 +90,14 @@ def threshold_for(y_true: np.ndarray, score: np.ndarray, target: str) -> float:
     if target == "balanced":
         i = int(np.argmax(np.where(finite, (tpr + 1 - fpr) / 2, -1)))
     elif target.startswith("fpr="):
-        ok = finite & (fpr <= float(target[4:]) + 1e-12)
+        try:
+            rate = float(target[4:])
+        except ValueError:
+            rate = float("nan")
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"threshold target {target!r}: the false-positive rate must be a number in [0, 1), "
+                             f"e.g. fpr=0.05")
+        ok = finite & (fpr <= rate + 1e-12)
         if not ok.any():
             raise ValueError(f"no threshold keeps {target} on these scores (too many reals share the top "
                              f"scores) — relax the target or use 'balanced'")

@@ -21,7 +21,8 @@ flags.DEFINE_string("out", None, "Output folder for the .tflite files (default: 
 flags.DEFINE_list("variants", list(DEFAULT_VARIANTS), f"Which of {','.join(VARIANTS)} to export. int8_qat "
                   "fine-tunes with quantisation-aware training first (minutes on a CPU), for when int8 loses too much.")
 flags.DEFINE_string("data", None, "Dataset for calibration and checks (default: the run's own).")
-flags.DEFINE_float("threshold", 0.5, "Score threshold written into the metadata: fake when p(fake) >= it.")
+flags.DEFINE_float("threshold", 0.5, "Score threshold written into the metadata: fake when p(fake) >= it "
+                   "(strictly between 0 and 1).", lower_bound=1e-9, upper_bound=1 - 1e-9)
 flags.DEFINE_integer("check_images", 100, "Validation images for the float-vs-quantised agreement check.")
 flags.DEFINE_bool("ela_in_graph", False, "Put the (exact) ELA inside the .tflite: the model takes the resized RGB "
                   "image. Needs a run trained with --ela_resolution resized; float32 and int8 only.")

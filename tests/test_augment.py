@@ -125,3 +125,15 @@ def test_sources_resolve_to_every_trained_source_minus_the_excluded():
     assert resolve_sources(held_out, records, "data").sources == ("real_x", "sd")
     with pytest.raises(DataError, match="nowhere"):
         resolve_sources(dataclasses.replace(cfg, exclude_sources=("nowhere",)), records, "data")
+
+
+def test_any_field_can_be_set_by_name_and_nested_fields_by_dotted_name():
+    from train.configs import override
+    cfg = override(get_config("fakelens"), ["augment.grey_p=0.15", "epochs=3", "augment.jpeg_quality=[60,90]",
+                                            "lr_schedule=constant"])
+    assert cfg.augment.grey_p == 0.15 and cfg.epochs == 3 and cfg.augment.jpeg_quality == (60, 90)
+    assert cfg.lr_schedule == "constant" and cfg.augment.views == get_config("fakelens").augment.views
+    for bad, words in (("epochs", "field=value"), ("nonsense=1", "no field 'nonsense'"),
+                       ("epochs.x=1", "not a group"), ("augment.grey_p=2", "probability")):
+        with pytest.raises(ValueError, match=words):
+            override(get_config("fakelens"), [bad])

@@ -511,3 +511,19 @@ def test_debug_shows_the_traceback(model_files):
     proc = run_cli("convert", "--show", str(model_files["photo.tflite"]), "--debug")
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr and "MetadataError" in proc.stderr and not error_lines(proc)
+
+
+@pytest.mark.parametrize("args,flag", [(("train", "--batch_size", "0"), "batch_size"),
+                                       (("train", "--max_per_source", "0"), "max_per_source"),
+                                       (("convert", "--run", "x", "--threshold", "7"), "threshold"),
+                                       (("benchmark", "--models", "x", "--latency_runs", "0"), "latency_runs")])
+def test_out_of_range_flag_values_are_usage_errors_before_any_work(args, flag):
+    proc = run_cli(*args)
+    assert proc.returncode == 1 and flag in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("target", ["fpr=1.5", "fpr=-0.1", "fpr=high"])
+def test_threshold_targets_outside_0_1_are_errors(target):
+    from benchmark.metrics import threshold_for
+    with pytest.raises(ValueError, match="must be a number in"):
+        threshold_for(np.array([0, 1]), np.array([0.2, 0.8]), target)

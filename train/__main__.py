@@ -13,14 +13,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags
 
 from train.cli import main_entry, run_main
-from train.configs import CONFIGS, LR_SCALINGS, STRATEGIES, get_config
+from train.configs import CONFIGS, LR_SCALINGS, LR_SCHEDULES, STRATEGIES, get_config, override
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("config", "demo", list(CONFIGS), "Named experiment config.")
 flags.DEFINE_string("data", "demo_data", "Dataset: a folder with MANIFEST.csv, or a manifest CSV.")
 flags.DEFINE_string("out", None, "Run folder to create (default: runs/<config>).")
-flags.DEFINE_integer("epochs", None, "Override the config's epoch count.")
-flags.DEFINE_integer("batch_size", None, "Override the batch size.")
+flags.DEFINE_integer("epochs", None, "Override the config's epoch count.", lower_bound=1)
+flags.DEFINE_integer("batch_size", None, "Override the batch size.", lower_bound=1)
 flags.DEFINE_float("alpha", None, "Override the MobileNet width multiplier.")
 flags.DEFINE_integer("input_size", None, "Override the square input size in pixels.")
 flags.DEFINE_string("weights", None, "'imagenet' (Keras cache/download), 'none', or a path to a no-top .h5 file.")
@@ -33,7 +33,9 @@ flags.DEFINE_list("exclude_sources", None, "Leave these sources out of training,
                   "never seen (leave-one-generator-out).")
 flags.DEFINE_integer("views", None, "Override how many augmented views of each training image are made "
                      "(configs with augmentation; epoch e trains on view e % views).", lower_bound=1)
-flags.DEFINE_integer("max_per_source", None, "Use at most this many images per source and split.")
+flags.DEFINE_enum("lr_schedule", None, list(LR_SCHEDULES), "Override the learning rate over the run: constant, "
+                  "or cosine decay from --learning_rate to 0 over all steps.")
+flags.DEFINE_integer("max_per_source", None, "Use at most this many images per source and split.", lower_bound=1)
 flags.DEFINE_enum("protocol", None, ["as_is", "controlled"],
                   "as_is: files as they are; controlled: resize + JPEG re-encode every image (format bias removed).")
 flags.DEFINE_integer("seed", None, "Random seed.")
@@ -48,10 +50,13 @@ flags.DEFINE_enum("lr_scaling", "linear", list(LR_SCALINGS), "With N replicas a 
                   "images; 'linear' multiplies the learning rate by N, 'none' keeps the config's.")
 flags.DEFINE_bool("overwrite", False, "Replace a finished or interrupted run in --out (without it, an "
                   "interrupted run of the same config resumes).")
+flags.DEFINE_multi_string("set", [], "Set any config field: --set field=value (repeatable; nested fields dotted, "
+                          "e.g. --set augment.grey_p=0.3 --set augment.jpeg_quality=[60,100]); applied after the "
+                          "named flags.")
 flags.DEFINE_bool("list_configs", False, "Print the named configs and exit.")
 flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
-OVERRIDES = ("epochs", "batch_size", "alpha", "input_size", "weights", "unfreeze", "dropout", "learning_rate",
+OVERRIDES = ("epochs", "batch_size", "alpha", "input_size", "weights", "unfreeze", "dropout", "learning_rate", "lr_schedule",
              "max_per_source", "protocol", "seed", "cache_trunk")
 
 
@@ -74,6 +79,7 @@ def main(argv):
             if cfg.augment is None:
                 raise ValueError(f"--views: config {cfg.name!r} uses no augmentation")
             cfg = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, views=FLAGS.views))
+        cfg = override(cfg, FLAGS.set)
         if FLAGS.ela_resolution:
             if cfg.ela is None:
                 raise ValueError(f"--ela_resolution: config {cfg.name!r} uses no ELA")

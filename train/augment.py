@@ -45,7 +45,7 @@ class Augmentation:
     jpeg_quality: tuple[int, int] = (50, 100)
     jpeg_twice_p: float = 0.2
     flip_p: float = 0.5
-    grey_p: float = 0.15
+    grey_p: float = 0.3
     blur_p: float = 0.15
     blur_radius: tuple[float, float] = (0.3, 1.5)
 

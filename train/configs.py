@@ -8,6 +8,7 @@ saved as config.json next to the run, so a run folder says exactly how it was ma
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Optional
 
@@ -18,6 +19,7 @@ GAN_SOURCES = ("real_ciplab", "gan_faces")
 SD_SOURCES = ("sd21_faces",)  # the paper trained on SD 1.1/1.5/2.1; data v2 has SD 2.1 faces
 PROTOCOLS = ("as_is", "controlled")
 STRATEGIES = ("default", "mirrored", "multi_worker")  # where a run trains: train/distribute.py
+LR_SCHEDULES = ("constant", "cosine")  # the learning rate over a run: fixed, or cosine decay to 0
 LR_SCALINGS = ("linear", "none")  # learning rate under N replicas: × N, or as configured
 
 
@@ -37,6 +39,7 @@ class TrainConfig:
     alpha: float = 1.0
     weights: str = "imagenet"  # "imagenet", "none" (random init) or a path to an .h5 file
     learning_rate: float = 1e-4
+    lr_schedule: str = "constant"
     epochs: int = 10
     batch_size: int = 32
     seed: int = 0
@@ -49,6 +52,8 @@ class TrainConfig:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.unfreeze < 0:
             raise ValueError(f"unfreeze must be >= 0, got {self.unfreeze}")
 
@@ -91,8 +96,8 @@ CONFIGS: dict[str, TrainConfig] = {
         TrainConfig("gan_sd_ela", "Paper model 4: real + GAN + SD through ELA, last 20 layers unfrozen",
                     GAN_SOURCES + SD_SOURCES, unfreeze=20, ela=ELA_90),
         TrainConfig("fakelens", "Recommended: every source of the data, augmented against format, size and colour "
-                    "shortcuts, class- and source-balanced", (), unfreeze=10, dropout=0.5, augment=Augmentation(),
-                    balance=True, epochs=12),
+                    "shortcuts, class- and source-balanced", (), unfreeze=25, dropout=0.5,
+                    augment=Augmentation(views=8), balance=True, epochs=20, lr_schedule="cosine"),
         TrainConfig("demo", "Demo: the fakelens recipe on the synthetic dataset (numbers mean nothing about real "
                     "deepfakes)", (), unfreeze=10, dropout=0.5, augment=Augmentation(views=2), balance=True,
                     epochs=4, calibration_size=50),
@@ -102,6 +107,37 @@ CONFIGS: dict[str, TrainConfig] = {
 # Which paper column (Tables 1–2) each config reproduces.
 PAPER_COLUMN = {"gan": "gan", "gan_ela": "gan_ela", "gan_sd": "gan_sd", "gan_sd_dropout": "gan_sd",
                 "gan_sd_ela": "gan_sd_ela"}
+
+
+def override(cfg: TrainConfig, items: list[str]) -> TrainConfig:
+    """`cfg` with "field=value" items applied (nested fields dotted: augment.grey_p=0.3); values
+    are read as JSON (numbers, true/false, null, [lists]) or else taken as text. Every field of
+    the config can be set this way; the named flags of `python -m train` are shortcuts."""
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: write field=value, e.g. augment.grey_p=0.3")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        cfg = _replace_path(cfg, key.strip().split("."), value, item)
+    return cfg
+
+
+def _replace_path(obj, path: list[str], value, item: str):
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    if path[0] not in names:
+        raise ValueError(f"--set {item!r}: {type(obj).__name__} has no field {path[0]!r} — "
+                         f"choose one of {', '.join(names)}")
+    if len(path) > 1:
+        inner = getattr(obj, path[0])
+        if not dataclasses.is_dataclass(inner):
+            raise ValueError(f"--set {item!r}: {path[0]} is not a group of fields (it is {inner!r})")
+        value = _replace_path(inner, path[1:], value, item)
+    elif isinstance(getattr(obj, path[0]), tuple) and isinstance(value, list):
+        value = tuple(value)
+    return dataclasses.replace(obj, **{path[0]: value})
 
 
 def get_config(name: str) -> TrainConfig:

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tensorflow as tf  # noqa: E402
@@ -226,20 +227,37 @@ def require_both_classes(data, cfg: TrainConfig, y_train, y_val) -> None:
                             f"{'no images' if len(y) == 0 else 'a single class'} — both real and fake are needed")
 
 
-def load_views(cfg: TrainConfig, records: list[Record], desc: str, augment: bool
-               ) -> tuple[list[np.ndarray], list[Record], list]:
-    """The model inputs of `records`: one uint8 array per augmented view (one plain view
-    without augmentation), the records kept and the unreadable ones skipped."""
-    prep = cfg.preprocessing()
-    if not (augment and cfg.augment):
-        x, kept, skipped = load_all(records, prep, desc, cfg.batch_size)
-        return [x], kept, skipped
-    views = []
-    for view in range(cfg.augment.views):
-        x, kept, skipped = load_all(records, augmented(prep, cfg.augment, cfg.seed, view),
-                                    f"{desc}, view {view + 1}/{cfg.augment.views}", cfg.batch_size)
-        views.append(x)
-    return views, kept, skipped
+class ViewInputs:
+    """The model inputs of one split, one view at a time: the images as they are (one view), or
+    `views` augmented versions of them. Each view is decoded, augmented and preprocessed through
+    the tf.data pipeline when asked for, so only one view of images is in memory at once."""
+
+    def __init__(self, cfg: TrainConfig, records: list[Record], desc: str, augment: bool):
+        self.cfg, self.records, self.desc = cfg, records, desc
+        self.augment = augment and cfg.augment is not None
+        self.count = cfg.augment.views if self.augment else 1
+        self.decode_seconds = 0.0
+
+    def view(self, index: int) -> tuple[np.ndarray, list[Record], list]:
+        """(uint8 images (N, S, S, 3), the records kept, the unreadable files skipped)."""
+        tick = time.time()
+        prep = self.cfg.preprocessing()
+        if self.augment:
+            prep = augmented(prep, self.cfg.augment, self.cfg.seed, index)
+        label = self.desc if self.count == 1 else f"{self.desc}, view {index + 1}/{self.count}"
+        result = load_all(self.records, prep, label, self.cfg.batch_size)
+        self.decode_seconds += time.time() - tick
+        return result
+
+
+def fit_inputs(trunk: tf_keras.Model, x: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """What the trained part sees of images `x`: the frozen trunk's activations (computed once,
+    in chunks so no float copy of all images is made), or the images as floats."""
+    if not cfg.cache_trunk:  # the same computation, with the frozen layers run again at every step
+        return x.astype(np.float32)
+    chunk = 512
+    return np.concatenate([trunk.predict(x[i:i + chunk].astype(np.float32), batch_size=cfg.batch_size, verbose=0)
+                           for i in range(0, len(x), chunk)] or [np.zeros((0,) + trunk.output_shape[1:], np.float32)])
 
 
 def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out: Path, work: Path,
@@ -251,14 +269,12 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     require_both_classes(data, cfg, [r.y for r in train_recs], [r.y for r in val_recs])
     make_folder(work / "checkpoints")  # an unusable --out or missing weights fail before the slow part
     model = build_model(cfg.input_size, cfg.alpha, cfg.weights, cfg.unfreeze, cfg.dropout)
-    timing = {}
-    tick = time.time()
-    x_val, val_kept, skipped_val = load_views(cfg, val_recs, "val images", augment=False)
-    timing["decode_val_s"] = round(time.time() - tick, 1)
-    tick = time.time()
-    x_views, train_kept, skipped = load_views(cfg, train_recs, "train images", augment=True)
-    timing["decode_augment_train_s"] = round(time.time() - tick, 1)
-    skipped += skipped_val
+    trunk, tail = split_frozen_trunk(model)
+    val_inputs = ViewInputs(cfg, val_recs, "val images", augment=False)
+    train_inputs = ViewInputs(cfg, train_recs, "train images", augment=True)
+    x_val, val_kept, skipped = val_inputs.view(0)
+    x_train, train_kept, skipped_train = train_inputs.view(0)  # unreadable files are the same in every view
+    skipped = skipped_train + skipped
     y_train = np.array([r.y for r in train_kept], np.int64)
     y_val = np.array([r.y for r in val_kept], np.int64)
     require_both_classes(data, cfg, y_train, y_val)  # again: unreadable files may have removed a class
@@ -269,7 +285,6 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     write_skipped(skipped, work / "skipped.csv")
     if skipped:
         print(f"{len(skipped)} of {len(train_recs) + len(val_recs)} files skipped, see {out / 'skipped.csv'}")
-    trunk, tail = split_frozen_trunk(model)
     global_batch = summary["training"]["global_batch_size"]
     steps = math.ceil(len(y_train) / global_batch)
     summary["training"]["steps_per_epoch"] = steps
@@ -279,18 +294,24 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
                         "trunk_output_shape": list(trunk.output_shape[1:])}
     atomic_write_json(work / "config.json", summary)
 
-    tick = time.time()
     if cfg.cache_trunk:  # each worker computes them itself: the trunk is frozen, so they need no exchange
-        print(f"frozen trunk: activations of {len(x_views)} view(s) of {len(y_train)} training and "
+        print(f"frozen trunk: activations of {train_inputs.count} view(s) of {len(y_train)} training and "
               f"{len(y_val)} validation images, computed once")
-        fit_views = np.empty((len(x_views), len(y_train)) + tuple(trunk.output_shape[1:]), np.float32)
-        for view, x in enumerate(x_views):  # filled in place: the activations can take several GiB
-            fit_views[view] = trunk.predict(x.astype(np.float32), batch_size=cfg.batch_size, verbose=1)
-        v_fit = trunk.predict(x_val[0].astype(np.float32), batch_size=cfg.batch_size, verbose=1)
-    else:  # the same computation, with the frozen layers run again at every step
-        fit_views, v_fit = np.stack(x_views).astype(np.float32), x_val[0].astype(np.float32)
-    del x_views, x_val
-    timing["trunk_s"] = round(time.time() - tick, 1)
+    trunk_seconds, tick = 0.0, time.time()
+    v_fit = fit_inputs(trunk, x_val, cfg)
+    first = fit_inputs(trunk, x_train, cfg)
+    del x_val, x_train
+    fit_views = np.empty((train_inputs.count,) + first.shape, first.dtype)  # filled in place: several GiB
+    fit_views[0] = first
+    del first
+    trunk_seconds += time.time() - tick
+    for view in tqdm(range(1, train_inputs.count), desc="augmented views", unit="view", leave=False):
+        x, _, _ = train_inputs.view(view)
+        tick = time.time()
+        fit_views[view] = fit_inputs(trunk, x, cfg)
+        trunk_seconds += time.time() - tick
+    timing = {"decode_val_s": round(val_inputs.decode_seconds, 1),
+              "decode_augment_train_s": round(train_inputs.decode_seconds, 1), "trunk_s": round(trunk_seconds, 1)}
     train_ds = shard_by_data(epoch_batches(fit_views, y_train, w_train, global_batch, cfg.seed, first_epoch,
                                            cfg.epochs))
     val_ds = shard_by_data(tf.data.Dataset.from_tensor_slices((v_fit, y_val, w_val)).batch(global_batch))
@@ -301,7 +322,10 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
         replica_trunk, replica_tail = split_frozen_trunk(replica_model)
         fit_model = replica_tail if cfg.cache_trunk else tf_keras.Model(
             replica_model.input, replica_tail(replica_trunk(replica_model.input)), name="whole_model")
-        optimizer = tf_keras.optimizers.Adam(summary["training"]["learning_rate"])
+        learning_rate = summary["training"]["learning_rate"]
+        if cfg.lr_schedule == "cosine":  # a function of the optimizer's step count, so a resumed run follows it too
+            learning_rate = tf_keras.optimizers.schedules.CosineDecay(learning_rate, steps * cfg.epochs)
+        optimizer = tf_keras.optimizers.Adam(learning_rate)
         fit_model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                           weighted_metrics=["accuracy"])
         optimizer.build(fit_model.trainable_variables)  # slots exist before a backup is restored into them
