@@ -218,7 +218,8 @@ def test_manifest_row_for_a_missing_file_is_skipped_not_fatal(tmp_path):
     assert [s.path for s in skipped] == [tmp_path / "gone.png"] and "no such file" in skipped[0].reason
 
 
-@pytest.mark.parametrize("layout,words", [("empty", "no MANIFEST.csv here"), ("loose images", "no MANIFEST.csv here"),
+@pytest.mark.parametrize("layout,words", [("empty", "no MANIFEST.csv and no real/ or fake/ folder here"),
+                                          ("loose images", "no MANIFEST.csv and no real/ or fake/ folder here"),
                                           ("absent", "no such dataset")])
 def test_folder_that_is_not_a_dataset(tmp_path, layout, words):
     data = tmp_path / "data"

@@ -53,3 +53,36 @@ def test_preprocess_skips_unreadable_files_and_reports_them(tmp_path):
     x, y, kept, skipped = preprocess_records(records, Preprocessing(32), "test")
     assert x.shape == (1, 32, 32, 3) and list(y) == [0]
     assert [s.path.name for s in skipped] == ["broken.png"] and "broken.png" in skipped[0].reason
+
+
+def test_a_plain_folder_of_real_and_fake_photos_is_a_dataset(tmp_path):
+    """real/ and fake/ at any depth; the first folder below them names the source."""
+    write_png(tmp_path / "real" / "a.png", 1)
+    write_png(tmp_path / "real" / "holiday" / "2024" / "b.png", 2)
+    write_png(tmp_path / "fake" / "midjourney" / "c.png", 3)
+    write_png(tmp_path / "fake" / "d.png", 4)
+    (tmp_path / "notes.txt").write_text("not an image, ignored")
+    records = {r.path.name: r for r in load_records(tmp_path)}
+    assert {n: (r.label, r.source) for n, r in records.items()} == {
+        "a.png": ("real", "real"), "b.png": ("real", "holiday"), "c.png": ("fake", "midjourney"),
+        "d.png": ("fake", "fake")}
+    assert all(r.split == hash_split(r.sha256) for r in records.values())
+
+
+def test_bad_folder_layouts_are_errors_that_name_the_file(tmp_path):
+    import pytest
+    from train.data import DataError
+    write_png(tmp_path / "fake" / "f.png", 1)
+    (tmp_path / "real").mkdir()
+    with pytest.raises(DataError, match="real: no image files"):
+        load_records(tmp_path)
+    write_png(tmp_path / "real" / "r.png", 2)
+    write_png(tmp_path / "unsorted" / "x.png", 3)
+    with pytest.raises(DataError, match="x.png: an image outside real/ and fake/"):
+        load_records(tmp_path)
+    (tmp_path / "unsorted" / "x.png").unlink()
+    outside = tmp_path.parent / f"{tmp_path.name}_outside.png"
+    write_png(outside, 4)
+    (tmp_path / "fake" / "link.png").symlink_to(outside)
+    with pytest.raises(DataError, match="link.png: links to .*outside the dataset"):
+        load_records(tmp_path)

@@ -81,3 +81,23 @@ def build_fresh_head(cfg):
     from train.run import seed_everything
     seed_everything(cfg.seed)
     return build_model(cfg.input_size, cfg.alpha, cfg.weights, cfg.unfreeze, cfg.dropout)
+
+
+def test_fakelens_recipe_trains_on_a_plain_folder_with_its_own_sources(tmp_path):
+    """A user's own photos: real/ and fake/<generator>/, no manifest, no shared source names."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        for folder in ("real/phone", "fake/midjourney"):
+            path = tmp_path / "mine" / folder / f"{i}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(path)
+    proc = run_cli("train", "--config", "fakelens", "--data", str(tmp_path / "mine"), "--out", str(tmp_path / "run"),
+                   "--alpha", "0.25", "--input_size", "32", "--weights", "none", "--epochs", "1", "--views", "2",
+                   "--unfreeze", "10", "--batch_size", "8")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert summary["config"]["sources"] == ["midjourney", "phone"]
+    assert set(summary["data"]["counts"]) <= {f"{s}/{split}" for s in ("midjourney", "phone") for split in ("train", "val")}
+    assert summary["config"]["augment"]["views"] == 2 and set(summary["result"]["timing"]) == {
+        "decode_val_s", "decode_augment_train_s", "trunk_s", "fit_s"}

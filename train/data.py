@@ -129,9 +129,41 @@ def scan_folders(root: str | Path, source_labels: dict[str, str]) -> list[Record
     return records
 
 
+def _images_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def scan_label_folders(root: str | Path) -> list[Record]:
+    """Records from a plain folder of one's own photos: ROOT/real/** and ROOT/fake/** at any
+    depth. The first folder below real/ or fake/, if any, names the source (fake/midjourney/x.jpg
+    → source "midjourney"); files directly in them have the label as source. Splits come from
+    content hashes, as for manifests without a split column."""
+    root = Path(root)
+    top = root.resolve()
+    stray = [p for p in _images_under(root) if p.relative_to(root).parts[0] not in LABELS]
+    if stray:
+        raise DataError(f"{stray[0]}: an image outside real/ and fake/ ({len(stray)} such file(s)) — move it into "
+                        f"{root / 'real'} or {root / 'fake'}, or remove it")
+    records = []
+    for label in LABELS:
+        folder = root / label
+        files = _images_under(folder) if folder.is_dir() else []
+        if not files:
+            raise DataError(f"{folder}: no image files — a folder dataset needs photos in both {root / 'real'} "
+                            f"and {root / 'fake'}")
+        for path in files:
+            if not path.resolve().is_relative_to(top):
+                raise DataError(f"{path}: links to {path.resolve()}, outside the dataset {root} — copy the file "
+                                f"into the folder instead")
+            parts = path.relative_to(folder).parts
+            sha = file_sha256(path)
+            records.append(Record(path, label, parts[0] if len(parts) > 1 else label, hash_split(sha), sha))
+    return records
+
+
 def load_records(data: str | Path, source_labels: dict[str, str] | None = None) -> list[Record]:
-    """A dataset given as a manifest CSV, or a folder holding MANIFEST.csv, or (with
-    `source_labels`) a folder tree of sources."""
+    """A dataset given as a manifest CSV, a folder holding MANIFEST.csv, a plain folder with
+    real/ and fake/ subfolders, or (with `source_labels`) a folder tree of sources."""
     data = Path(data)
     if data.is_file():
         return load_manifest(data)
@@ -139,11 +171,14 @@ def load_records(data: str | Path, source_labels: dict[str, str] | None = None) 
         return load_manifest(data / "MANIFEST.csv")
     if source_labels:
         return scan_folders(data, source_labels)
+    if any((data / label).is_dir() for label in LABELS):
+        return scan_label_folders(data)
     if not data.exists():
-        raise DataError(f"{data}: no such dataset — give a folder with MANIFEST.csv, a manifest CSV, "
-                        f"or a folder of sources with a source→label map")
-    raise DataError(f"{data}: no MANIFEST.csv here — add one with columns {','.join(REQUIRED_COLUMNS)}[,split], "
-                    f"or pass a manifest CSV")
+        raise DataError(f"{data}: no such dataset — give a folder with real/ and fake/ subfolders, a folder "
+                        f"with MANIFEST.csv, or a manifest CSV")
+    raise DataError(f"{data}: no MANIFEST.csv and no real/ or fake/ folder here — put your photos in "
+                    f"{data / 'real'} and {data / 'fake'}, add a MANIFEST.csv with columns "
+                    f"{','.join(REQUIRED_COLUMNS)}[,split], or pass a manifest CSV")
 
 
 def select(records: Iterable[Record], sources: Sequence[str] | None = None, splits: Sequence[str] | None = None,
