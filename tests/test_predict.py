@@ -1,0 +1,80 @@
+"""Verdicts on one's own photos: the Python API and `python -m benchmark.predict` (rows, error
+rows, formats, exit codes), with the preprocessing read from the model."""
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import run_cli
+
+
+@pytest.fixture
+def photos(tmp_path, demo_data):
+    """A folder with two readable photos (one nested), a corrupt one and a text file."""
+    folder = tmp_path / "mine"
+    (folder / "trip").mkdir(parents=True)
+    (folder / "a.jpg").write_bytes((demo_data / "real_ciplab" / "real_ciplab_000.jpg").read_bytes())
+    (folder / "trip" / "b.png").write_bytes((demo_data / "sd15" / "sd15_000.png").read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (folder / "notes.txt").write_text("ignored: not an image file")
+    return folder
+
+
+def test_the_api_gives_the_models_own_scores_with_its_preprocessing(tiny_export, photos):
+    from benchmark import Detector, Prediction
+    from convert.runtime import TfliteModel
+    detector = Detector(tiny_export["int8"]["path"], threads=2)
+    verdict = detector.predict(photos / "a.jpg")
+    assert isinstance(verdict, Prediction) and verdict.error is None
+    expected = TfliteModel(tiny_export["int8"]["path"]).probabilities(
+        detector.info.preprocessing.load(photos / "a.jpg")[None])[0, 1]  # ELA from the metadata
+    assert verdict.p_fake == pytest.approx(float(expected), abs=1e-7)
+    assert verdict.threshold == detector.info.threshold
+    assert verdict.label == ("fake" if verdict.p_fake >= verdict.threshold else "real")
+    bad = detector.predict(photos / "broken.jpg")
+    assert bad.label is None and bad.p_fake is None and "not an image Pillow can read" in bad.error
+
+
+def test_many_photos_keep_their_order_and_match_one_at_a_time(tiny_export, photos, demo_data):
+    from benchmark import Detector
+    detector = Detector(tiny_export["float32"]["path"], threads=2)
+    paths = sorted(str(p) for p in (demo_data / "gan_faces").glob("*.jpg"))[:70]  # more than decoded ahead
+    many = list(detector.predict_many(paths))
+    assert [p.path for p in many] == paths
+    assert [p.p_fake for p in many[::10]] == [detector.predict(p).p_fake for p in paths[::10]]
+
+
+def test_predict_command_json_rows_with_error_rows(tiny_export, photos):
+    proc = run_cli("benchmark.predict", "--model", tiny_export["int8"]["path"], str(photos),
+                   str(photos / "missing.jpg"), "--format", "json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(proc.stdout)
+    assert [r["path"].rsplit("/", 1)[-1] for r in rows] == ["a.jpg", "broken.jpg", "b.png", "missing.jpg"]
+    assert all(set(r) >= {"path", "label", "p_fake", "threshold", "error"} for r in rows)
+    good = [r for r in rows if r["error"] is None]
+    assert len(good) == 2 and all(0.0 <= r["p_fake"] <= 1.0 and r["label"] in ("real", "fake") for r in good)
+    assert "not an image Pillow can read" in rows[1]["error"] and "no such file" in rows[3]["error"]
+    assert rows[1]["label"] is None and rows[1]["p_fake"] is None
+
+
+def test_predict_command_table_csv_globs_and_exit_codes(tiny_export, photos):
+    model = tiny_export["float32"]["path"]
+    table = run_cli("benchmark.predict", "--model", model, str(photos / "*.jpg"))
+    assert table.returncode == 0 and "a.jpg" in table.stdout and "error:" in table.stdout
+    assert "2 photo(s): " in table.stdout and "1 could not be read" in table.stdout
+    rows = list(csv.DictReader(io.StringIO(
+        run_cli("benchmark.predict", "--model", model, str(photos / "trip"), "--format", "csv").stdout)))
+    assert [r["path"].rsplit("/", 1)[-1] for r in rows] == ["b.png"] and rows[0]["error"] == ""
+    failed = run_cli("benchmark.predict", "--model", model, str(photos / "broken.jpg"))
+    assert failed.returncode == 2 and "no photo could be read" in failed.stderr
+    empty = photos / "empty"
+    empty.mkdir()
+    nothing = run_cli("benchmark.predict", "--model", model, str(empty))
+    assert nothing.returncode == 2 and "no image files found" in nothing.stderr and "Traceback" not in nothing.stderr
+    usage = run_cli("benchmark.predict", "--model", model)
+    assert usage.returncode == 1 and "give one or more photos" in usage.stderr
+    no_model = run_cli("benchmark.predict", "--model", str(photos / "a.jpg"), str(photos / "a.jpg"))
+    assert no_model.returncode == 2 and "not a TensorFlow Lite model" in no_model.stderr
