@@ -71,7 +71,9 @@ def build_model(input_size: int = 224, alpha: float = 1.0, weights: str = "image
     for i, layer in enumerate(mobilenet_layers):
         layer.trainable = i >= len(mobilenet_layers) - unfreeze
     x = tf_keras.layers.GlobalAveragePooling2D(name="pool")(base.output)
-    x = tf_keras.layers.Dropout(dropout, name="dropout")(x)
+    # force_generator: the masks come from a tf.random.Generator, which train.run resets per epoch
+    # (only with dropout: creating one draws a seed, which would change every other initial weight)
+    x = tf_keras.layers.Dropout(dropout, force_generator=dropout > 0, name="dropout")(x)
     outputs = tf_keras.layers.Dense(2, activation="softmax", name="real_fake")(x)
     return tf_keras.Model(inputs, outputs, name="fakelens_mobilenet_v1")
 

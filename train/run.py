@@ -129,6 +129,25 @@ class KeepBest(tf_keras.callbacks.Callback):
         self.model.set_weights([w.numpy() for w in self.best_weights])
 
 
+class EpochDropoutSeeds(tf_keras.callbacks.Callback):
+    """Reset every dropout layer's random generator from (seed, epoch) when an epoch begins, so
+    an epoch's masks do not depend on the epochs before it: a resumed run draws what the
+    uninterrupted run drew. (tf_keras keeps these generators out of checkpoints and offers no
+    public handle on them, hence the private attributes, in this one place.)"""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for layer in self.model.submodules:  # at any depth: the whole-model path nests the tail
+            if isinstance(layer, tf_keras.layers.Dropout) and layer.rate > 0:
+                rng = layer._random_generator
+                rng._maybe_init()
+                if rng._generator is not None:
+                    rng._generator.reset_from_seed(self.seed * 1_000_003 + epoch)
+
+
 class EpochBackup(tf_keras.callbacks.Callback):
     """Checkpoint model and optimizer after every epoch as backup/ckpt-<finished epochs>; the
     previous one is removed only once the new one is complete, so a kill never loses both."""
@@ -192,8 +211,10 @@ def train_run(cfg: TrainConfig, data: str | Path, out: str | Path, overwrite: bo
     placement = make_placement(strategy)  # first: multi-worker collectives are set up at program start
     started = time.time()
     seed_everything(cfg.seed)
-    records = load_records(data)
-    cfg = resolve_sources(cfg, records, data)
+    finished = not overwrite and (out / "model.keras").exists()  # refused below without reading the data
+    records = [] if finished else load_records(data)
+    if not finished:
+        cfg = resolve_sources(cfg, records, data)
     summary = {
         "fakelens_version": FAKELENS_VERSION,
         "config": json.loads(json.dumps(cfg.to_dict())),
@@ -338,7 +359,7 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
         tick = time.time()
         fit_model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=first_epoch,
                       steps_per_epoch=steps, verbose=2, callbacks=[
-                          keep_best,
+                          keep_best, EpochDropoutSeeds(cfg.seed),
                           tf_keras.callbacks.CSVLogger(str(work / "history.csv"), append=bool(first_epoch)),
                           tf_keras.callbacks.TensorBoard(str(work / "logs"), write_graph=False),
                           EpochBackup(tf.train.CheckpointManager(checkpoint, str(work / "backup"), max_to_keep=1)),
