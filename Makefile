@@ -50,7 +50,8 @@ demo: setup weights
 	$(PY) -m convert --run runs/demo --variants float32,int8
 	$(PY) -m benchmark --models runs/demo/export --data demo_data --out reports/demo
 
-# The paper's configs under both protocols on ../shared/data, float32 + int8, benchmarked in one run.
+# The paper's configs under both protocols on ../shared/data, float32 + int8, benchmarked in one run
+# (accuracy tables, held-out generators, quantisation damage; the per-image probes: `make fakelens`).
 # Finished runs and exports are kept, so an interrupted `make paper` picks up where it stopped.
 PAPER_CONFIGS := gan gan_ela gan_sd gan_sd_dropout gan_sd_ela
 PROTOCOLS := as_is controlled
@@ -59,10 +60,12 @@ paper: setup weights
 	  [ -f $$run/model.keras ] || $(PY) -m train --config $$c --protocol $$p --data $(SHARED)/data --out $$run || exit 1; \
 	  [ -f $$run/export/conversion.json ] || $(PY) -m convert --run $$run --variants float32,int8 || exit 1; \
 	done; done
-	$(PY) -m benchmark --models $$(ls -d runs/paper/*/export | paste -sd, -) --data $(SHARED)/data --out reports/paper
+	$(PY) -m benchmark --models $$(ls -d runs/paper/*/export | paste -sd, -) --data $(SHARED)/data --out reports/paper \
+	  --robustness none --invariance none --gradcam 0 --threads 1 --latency_runs 10
 
 # The recommended detector on ../shared/data, its operating point chosen on validation (<= 5% of
-# reals called fake), and the leave-one-generator-out runs; everything benchmarked in one run.
+# reals called fake), and the leave-one-generator-out runs: the full benchmark of the detector,
+# then the three runs side by side (held-out generators) without the per-image probes.
 FL := runs/fakelens
 fakelens: setup weights
 	@for held in none gan_faces sd21_faces; do run=$(FL)/fakelens_$$held; \
@@ -75,7 +78,9 @@ fakelens: setup weights
 	    rm -rf $$run/threshold_probe && \
 	    $(PY) -m convert --run $$run --variants float32,int8 --threshold $$t; } || exit 1; \
 	done
-	$(PY) -m benchmark --models $$(ls -d $(FL)/*/export | paste -sd, -) --data $(SHARED)/data --out reports/fakelens
+	$(PY) -m benchmark --models $(FL)/fakelens_none/export --data $(SHARED)/data --out reports/fakelens
+	$(PY) -m benchmark --models $$(ls -d $(FL)/*/export | paste -sd, -) --data $(SHARED)/data --out reports/fakelens_logo \
+	  --robustness none --invariance none --gradcam 0 --threads 1 --latency_runs 10
 
 test: setup weights kotlin-deps browser-deps
 	$(PY) -m pytest tests -q

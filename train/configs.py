@@ -109,6 +109,9 @@ PAPER_COLUMN = {"gan": "gan", "gan_ela": "gan_ela", "gan_sd": "gan_sd", "gan_sd_
                 "gan_sd_ela": "gan_sd_ela"}
 
 
+GROUPS = {"ela": ElaParams.from_dict, "augment": Augmentation.from_dict}  # fields that hold a group of fields
+
+
 def override(cfg: TrainConfig, items: list[str]) -> TrainConfig:
     """`cfg` with "field=value" items applied (nested fields dotted: augment.grey_p=0.3); values
     are read as JSON (numbers, true/false, null, [lists]) or else taken as text. Every field of
@@ -137,6 +140,8 @@ def _replace_path(obj, path: list[str], value, item: str):
         value = _replace_path(inner, path[1:], value, item)
     elif isinstance(getattr(obj, path[0]), tuple) and isinstance(value, list):
         value = tuple(value)
+    elif isinstance(value, dict) and path[0] in GROUPS:  # a whole group: --set 'ela={"quality": 85}'
+        value = GROUPS[path[0]](value)
     return dataclasses.replace(obj, **{path[0]: value})
 
 
