@@ -19,6 +19,10 @@ TINY = ("--alpha", "0.25", "--input_size", "64", "--weights", "none", "--max_per
         "--batch_size", "8", "--learning_rate", "1e-3")
 
 
+def tf_checkpoint_complete(folder) -> bool:
+    return (folder / "checkpoint").is_file() and bool(list(folder.glob("ckpt-*.index")))
+
+
 @pytest.fixture(scope="module")
 def killed_run(demo_data, tmp_path_factory):
     """A run folder of `python -m train` killed with SIGKILL right after its first backup."""
@@ -26,7 +30,8 @@ def killed_run(demo_data, tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "train", "--data", str(demo_data), "--out", str(out), *TINY,
                              "--epochs", str(EPOCHS)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while not list((out / "backup").glob("ckpt-*.index")):
+    # the manager's state file is written last, once a backup is complete: what a resumed run reads
+    while not tf_checkpoint_complete(out / "backup"):
         assert proc.poll() is None and time.time() < deadline, "training ended or stalled before its first backup"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
