@@ -2,7 +2,6 @@
 each change doing what it says; loss weights and source resolution of the recommended config."""
 import dataclasses
 import hashlib
-import io
 
 import numpy as np
 import pytest

@@ -4,9 +4,7 @@ import csv
 import io
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from tests.conftest import run_cli
 
