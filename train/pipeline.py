@@ -136,10 +136,14 @@ def make_dataset(records: Sequence[Record], prep: Preprocessing | Changed, batch
     if not (parallel_calls == AUTOTUNE or (isinstance(parallel_calls, int) and parallel_calls >= 1)):
         raise ValueError(f"parallel_calls must be AUTOTUNE or an integer >= 1, got {parallel_calls!r}")
     records = list(records)
-    if isinstance(prep, Changed) and cache == "file":
-        raise ValueError("an augmented view cannot use cache='file' — use 'memory' or 'none'")
-    kind, cache_file = ("none", None) if isinstance(prep, Changed) and cache == "auto" else \
-        choose_cache(records, prep, cache, cache_dir)
+    if cache not in CACHES:
+        raise ValueError(f"cache must be one of {CACHES}, got {cache!r}")
+    if isinstance(prep, Changed):  # no cache key: a change is code, and a view is wanted once
+        if cache == "file":
+            raise ValueError("a changed (e.g. augmented) preprocessing cannot use cache='file' — use 'memory' or 'none'")
+        kind, cache_file = ("none" if cache == "auto" else cache), None
+    else:
+        kind, cache_file = choose_cache(records, prep, cache, cache_dir)
     log = _SkipLog(skipped if skipped is not None else [],
                    cache_file.with_suffix(".skipped.json") if cache_file else None)
     if cache_file:

@@ -290,7 +290,7 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     require_both_classes(data, cfg, [r.y for r in train_recs], [r.y for r in val_recs])
     make_folder(work / "checkpoints")  # an unusable --out or missing weights fail before the slow part
     model = build_model(cfg.input_size, cfg.alpha, cfg.weights, cfg.unfreeze, cfg.dropout)
-    trunk, tail = split_frozen_trunk(model)
+    trunk, _ = split_frozen_trunk(model)
     val_inputs = ViewInputs(cfg, val_recs, "val images", augment=False)
     train_inputs = ViewInputs(cfg, train_recs, "train images", augment=True)
     x_val, val_kept, skipped = val_inputs.view(0)
