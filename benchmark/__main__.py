@@ -73,18 +73,19 @@ def main(argv):
 
     def job():
         from benchmark.run import evaluate, find_models, write_report
-        from train.io import make_folder
+        from train.io import make_folder, output_lock
         out = Path(FLAGS.out)
-        existed = out.exists()
-        make_folder(out)  # an unusable report folder fails now, not after the whole benchmark
-        try:
-            result = evaluate(find_models(FLAGS.models), FLAGS.data, threads, FLAGS.latency_runs, conditions,
-                              FLAGS.gradcam, probes, FLAGS.split)
-        except BaseException:
-            if not existed and not any(out.iterdir()):
-                out.rmdir()  # a failed run leaves no empty report folder behind
-            raise
-        print(write_report(result, FLAGS.out))
+        with output_lock(out):
+            existed = out.exists()
+            make_folder(out)  # an unusable report folder fails now, not after the whole benchmark
+            try:
+                result = evaluate(find_models(FLAGS.models), FLAGS.data, threads, FLAGS.latency_runs, conditions,
+                                  FLAGS.gradcam, probes, FLAGS.split)
+            except BaseException:
+                if not existed and not any(out.iterdir()):
+                    out.rmdir()  # a failed run leaves no empty report folder behind
+                raise
+            print(write_report(result, FLAGS.out))
         print(f"\nreport: {FLAGS.out}/report.html, {FLAGS.out}/benchmark.md, {FLAGS.out}/benchmark.json")
         failures.extend(gate_failures(result, floors, FLAGS.max_quant_drop, FLAGS.max_flip))
 

@@ -24,7 +24,7 @@ from PIL import Image, JpegImagePlugin  # noqa: E402
 
 from benchmark.metrics import wilson_interval  # noqa: E402
 from benchmark.tables import TEST_SETS  # noqa: E402
-from ela import FormatControl, ImageError, decode_rgb  # noqa: E402
+from ela import FormatControl, ImageError, decode_rgb, read_image_bytes  # noqa: E402
 from train.cli import main_entry, run_main  # noqa: E402
 from train.data import Record, balance, load_records, select  # noqa: E402
 from train.io import atomic_write_json, atomic_write_text  # noqa: E402
@@ -69,7 +69,7 @@ def file_properties(data: bytes, name: str = "<bytes>") -> dict:
 
 def record_properties(r: Record, control: FormatControl | None, size: int) -> dict:
     """Properties of the file a model would see: as stored, or as the controlled protocol re-encodes it."""
-    data = Path(r.path).read_bytes()
+    data = read_image_bytes(r.path)
     if control is not None:
         data = control.encode(decode_rgb(data, str(r.path)), r.sha256, size)
     return file_properties(data, str(r.path))

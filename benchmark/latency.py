@@ -17,6 +17,7 @@ import numpy as np
 
 from convert.runtime import TfliteModel
 from ela import Preprocessing
+from ela.files import MAX_MODEL_BYTES, read_regular
 
 STATUS = Path("/proc/self/status")
 
@@ -37,7 +38,7 @@ def _reset_peak_memory() -> None:
 def measure(model_path: str, image: np.ndarray, threads: int, runs: int = 30, warmup: int = 5) -> dict:
     """In this process: cold = interpreter creation + first inference (ms); p50/p90/p99 over
     `runs` warm inferences after `warmup` more; peak memory above the pre-load baseline (MiB)."""
-    content = Path(model_path).read_bytes()
+    content = read_regular(model_path, MAX_MODEL_BYTES, "model file")
     _reset_peak_memory()
     baseline = _status_kib("VmRSS")
     start = time.perf_counter()

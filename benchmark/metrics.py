@@ -82,9 +82,18 @@ def tpr_at_fpr(y_true: np.ndarray, score: np.ndarray, max_fpr: float) -> float:
     return float(tpr[fpr <= max_fpr + 1e-12].max())
 
 
-def threshold_for(y_true: np.ndarray, score: np.ndarray, target: str) -> float:
+def threshold_for(y_true: np.ndarray, score: np.ndarray, target: str, sources: np.ndarray | None = None) -> float:
     """A decision threshold chosen on (validation) scores: target "fpr=0.05" gives the lowest
-    threshold whose false-positive rate stays within 5%; "balanced" maximises balanced accuracy."""
+    threshold whose false-positive rate stays within 5%; "source_fpr=0.05" the lowest that keeps
+    it within 5% for every real source in `sources` (one per image) — so an easy real source
+    cannot hide a hard one; "balanced" maximises balanced accuracy."""
+    if target.startswith("source_fpr="):
+        if sources is None:
+            raise ValueError(f"threshold target {target!r} needs each image's source")
+        real_sources = sorted(set(sources[y_true == 0].tolist()))
+        per_source = [threshold_for(y_true[(y_true == 1) | (sources == s)], score[(y_true == 1) | (sources == s)],
+                                    "fpr=" + target.split("=", 1)[1]) for s in real_sources]
+        return max(per_source)
     fpr, tpr, thresholds = roc_curve(y_true, score)
     finite = np.isfinite(thresholds)
     if target == "balanced":
@@ -103,7 +112,8 @@ def threshold_for(y_true: np.ndarray, score: np.ndarray, target: str) -> float:
                              f"scores) — relax the target or use 'balanced'")
         i = int(np.flatnonzero(ok)[-1])
     else:
-        raise ValueError(f"unknown threshold target {target!r}: use 'balanced' or 'fpr=<rate>'")
+        raise ValueError(f"unknown threshold target {target!r}: use 'balanced', 'fpr=<rate>' or "
+                         f"'source_fpr=<rate>'")
     return float(thresholds[i])
 
 

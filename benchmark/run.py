@@ -112,21 +112,29 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
     infos: dict[str, tuple[Path, ModelInfo]] = {}
     for path in models:
         info = read_model_info(path)
+        if info.name in infos:  # reports are keyed by model name: one would silently replace the other
+            raise ValueError(f"{infos[info.name][0]} and {path} are both named {info.name!r} in their metadata — "
+                             f"benchmark them separately, or export one again from a run folder with another name")
         infos[info.name] = (path, info)
     records = load_records(data)
-    sets = {ts.name: ts.records(records, split) for ts in TEST_SETS}
-    if not any(sets.values()):
+    if not any(ts.records(records, split) for ts in TEST_SETS):
         raise DataError(f"{data}: none of the benchmark test sets' sources are present "
                         f"({', '.join(sorted({s for t in TEST_SETS for s in t.fake_sources + t.real_sources}))})")
     test_records = select(records, splits=[split])
     images: dict[str, dict[Path, np.ndarray]] = {}  # preprocessing → path → model input, computed once
     skipped, results, loaded, scores = [], {}, {}, {}
-    for name, (path, info) in infos.items():
+    for _, info in infos.values():
         key = prep_key(info.input_preprocessing)
         if key not in images:
             x, _, kept, bad = preprocess_records(test_records, info.input_preprocessing, "test images")
             images[key] = {r.path: img for r, img in zip(kept, x)}
             skipped.extend(bad)
+    # 50:50 sets are drawn from the readable images, so an unreadable one cannot unbalance a set
+    unreadable = {s.path for s in skipped}
+    test_records = [r for r in test_records if r.path not in unreadable]
+    sets = {ts.name: ts.records(test_records, split) for ts in TEST_SETS}
+    for name, (path, info) in infos.items():
+        key = prep_key(info.input_preprocessing)
         loaded[name] = TfliteModel(path)
         scores[name] = score_images(loaded[name], images[key])
         results[name] = model_results(path, info, scores[name], sets, test_records)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from benchmark.metrics import accuracy, threshold_for  # noqa: E402
@@ -28,16 +29,19 @@ def choose_threshold(model_path: str, data: str, target: str) -> dict:
     if not sources:
         raise DataError(f"{model_path}: its metadata does not say which sources it was trained on — re-export it")
     records = select(load_records(data), sources, ["val"])
-    x, y, _, skipped = preprocess_records(records, info.input_preprocessing, "validation images")
+    x, y, kept, skipped = preprocess_records(records, info.input_preprocessing, "validation images")
     if len(set(y.tolist())) < 2:
         raise DataError(f"{data}: the validation split of {', '.join(sources)} needs real and fake images")
     score = TfliteModel(model_path).probabilities(x)[:, 1]
-    threshold = threshold_for(y, score, target)
+    source = np.array([r.source for r in kept])
+    threshold = threshold_for(y, score, target, source)
     at = accuracy(y, score, threshold)
-    fpr = float(((score >= threshold) & (y == 0)).sum() / (y == 0).sum())
-    tpr = float(((score >= threshold) & (y == 1)).sum() / (y == 1).sum())
+    fake = score >= threshold
+    fpr = float((fake & (y == 0)).sum() / (y == 0).sum())
+    tpr = float((fake & (y == 1)).sum() / (y == 1).sum())
+    by_source = {s: float(fake[source == s].mean()) for s in sorted(set(source.tolist()))}
     return {"threshold": threshold, "target": target, "n": at["n"], "val_accuracy": at["accuracy"],
-            "val_fpr": fpr, "val_tpr": tpr, "skipped": len(skipped)}
+            "val_fpr": fpr, "val_tpr": tpr, "called_fake_by_source": by_source, "skipped": len(skipped)}
 
 
 FLAGS = flags.FLAGS
@@ -47,7 +51,9 @@ def define_flags() -> None:
     """Flags exist only when run as a command, so importing this module from elsewhere defines none."""
     flags.DEFINE_string("model", None, "A FakeLens .tflite file.")
     flags.DEFINE_string("data", "demo_data", "Dataset holding the model's validation split.")
-    flags.DEFINE_string("target", "balanced", "'balanced' (max balanced accuracy) or 'fpr=<rate>', e.g. fpr=0.05.")
+    flags.DEFINE_string("target", "balanced", "'balanced' (max balanced accuracy), 'fpr=<rate>' (e.g. fpr=0.05: at most "
+                        "5% of validation reals called fake) or 'source_fpr=<rate>' (at most that rate for every real "
+                        "source).")
     flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
 
@@ -61,6 +67,7 @@ def main(argv):
         r = choose_threshold(FLAGS.model, FLAGS.data, FLAGS.target)
         print(f"threshold {r['threshold']:.6f} for {r['target']} on validation (n={r['n']}): "
               f"accuracy {r['val_accuracy']:.3f}, FPR {r['val_fpr']:.3f}, TPR {r['val_tpr']:.3f}")
+        print("called fake on validation: " + ", ".join(f"{s} {v:.3f}" for s, v in r["called_fake_by_source"].items()))
         print(f"write it into the model: python -m convert --run <run> --threshold {r['threshold']:.6f}")
 
     return run_main(job, FLAGS.debug)

@@ -23,11 +23,14 @@ flags.DEFINE_list("variants", list(DEFAULT_VARIANTS), f"Which of {','.join(VARIA
 flags.DEFINE_string("data", None, "Dataset for calibration and checks (default: the run's own).")
 flags.DEFINE_float("threshold", 0.5, "Score threshold written into the metadata: fake when p(fake) >= it "
                    "(strictly between 0 and 1).", lower_bound=1e-9, upper_bound=1 - 1e-9)
-flags.DEFINE_integer("check_images", 100, "Validation images for the float-vs-quantised agreement check.")
+flags.DEFINE_integer("check_images", 100, "Validation images for the float-vs-quantised agreement check.",
+                     lower_bound=1)
 flags.DEFINE_bool("ela_in_graph", False, "Put the (exact) ELA inside the .tflite: the model takes the resized RGB "
                   "image. Needs a run trained with --ela_resolution resized; float32 and int8 only.")
-flags.DEFINE_integer("qat_epochs", QAT_EPOCHS, "int8_qat: epochs of quantisation-aware training on the run's training split.")
-flags.DEFINE_float("qat_learning_rate", QAT_LEARNING_RATE, "int8_qat: Adam learning rate of the quantisation-aware training.")
+flags.DEFINE_integer("qat_epochs", QAT_EPOCHS, "int8_qat: epochs of quantisation-aware training on the run's "
+                     "training split.", lower_bound=1)
+flags.DEFINE_float("qat_learning_rate", QAT_LEARNING_RATE, "int8_qat: Adam learning rate of the quantisation-aware "
+                   "training.", lower_bound=1e-12)
 flags.DEFINE_string("show", None, "Print the FakeLens metadata of a .tflite file and exit.")
 flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
@@ -44,9 +47,11 @@ def main(argv):
             return
         if not FLAGS.run:
             raise ValueError("--run is required: the training run folder to convert")
-        from convert.export import export_run, format_report
-        reports = export_run(FLAGS.run, FLAGS.out, FLAGS.variants, FLAGS.data, FLAGS.threshold, FLAGS.check_images,
-                             FLAGS.ela_in_graph, FLAGS.qat_epochs, FLAGS.qat_learning_rate)
+        from convert.export import export_folder, export_run, format_report
+        from train.io import output_lock
+        with output_lock(export_folder(FLAGS.run, FLAGS.out)):
+            reports = export_run(FLAGS.run, FLAGS.out, FLAGS.variants, FLAGS.data, FLAGS.threshold,
+                                 FLAGS.check_images, FLAGS.ela_in_graph, FLAGS.qat_epochs, FLAGS.qat_learning_rate)
         print(format_report(reports))
 
     return run_main(job, FLAGS.debug)

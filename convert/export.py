@@ -146,6 +146,11 @@ def with_ela_in_graph(run: Run) -> tf_keras.Model:
     return tf_keras.Model(image, run.model(ElaLayer(ela)(image)), name=f"{run.model.name}_ela_in_graph")
 
 
+def export_folder(run_folder: str | Path, out: str | Path | None = None) -> Path:
+    """Where a run's exports go: `out`, or the run's own export/ folder."""
+    return Path(out) if out else Path(run_folder) / "export"
+
+
 def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAULT_VARIANTS, data: str | None = None,
                threshold: float = 0.5, check_images: int = 100, ela_in_graph: bool = False,
                qat_epochs: int = QAT_EPOCHS, qat_learning_rate: float = QAT_LEARNING_RATE) -> list[dict]:
@@ -161,7 +166,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     if unknown:
         raise ValueError(f"unknown variant(s) {', '.join(unknown)} — choose from {','.join(VARIANTS)}")
     run = load_run(folder)
-    out = make_folder(out if out else run.folder / "export")  # fail before converting, not after
+    out = make_folder(export_folder(run.folder, out))  # fail before converting, not after
     cfg = run.config
     prep = cfg.preprocessing()
     model, suffix = run.model, ""

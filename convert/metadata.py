@@ -14,6 +14,7 @@ import dataclasses
 import io
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +23,14 @@ from tensorflow_lite_support.metadata import metadata_schema_py_generated as fb
 from tensorflow_lite_support.metadata import schema_py_generated as tfl_schema
 from tensorflow_lite_support.metadata.python import metadata as tflite_metadata
 
-from ela import Preprocessing
+from ela import Preprocessing, fields
+from ela.files import MAX_MODEL_BYTES, FileProblem, read_regular
 
 INFO_FILE = "fakelens.json"
 LABEL_FILE = "labels.txt"
 CUSTOM_NAME = "fakelens"
 INFO_SCHEMA_VERSION = 1
+LABELS = ("real", "fake")  # output order of every FakeLens classifier
 MAX_ASSOCIATED_BYTES = 1 << 20  # associated files are small text; refuse anything larger
 
 
@@ -41,7 +44,7 @@ class ModelInfo:
     preprocessing: Preprocessing
     config: str = ""
     variant: str = "float32"
-    labels: tuple[str, ...] = ("real", "fake")
+    labels: tuple[str, ...] = LABELS
     threshold: float = 0.5  # fake when p(fake) >= threshold
     ela_in_graph: bool = False
     description: str = "FakeLens: detects AI-generated (fake) vs real face images."
@@ -63,14 +66,26 @@ class ModelInfo:
 
     @classmethod
     def from_json(cls, d: dict, description: str = "", author: str = "", license: str = "") -> "ModelInfo":
-        if d.get("schema_version") != INFO_SCHEMA_VERSION:
-            raise MetadataError(f"{INFO_FILE} schema version {d.get('schema_version')!r} is not supported "
+        """The inverse of `to_json`, for a file's contents: each field type- and range-checked,
+        so a damaged or hand-edited fakelens.json is refused rather than misread."""
+        if not isinstance(d, dict) or d.get("schema_version") != INFO_SCHEMA_VERSION:
+            version = d.get("schema_version") if isinstance(d, dict) else None
+            raise MetadataError(f"{INFO_FILE} schema version {version!r:.40} is not supported "
                                 f"(expected {INFO_SCHEMA_VERSION}) — re-export the model with this FakeLens")
-        return cls(name=d["model_name"], preprocessing=Preprocessing.from_dict(d["preprocessing"]),
-                   config=d.get("config", ""), variant=d.get("variant", ""), labels=tuple(d["labels"]),
-                   threshold=float(d["threshold"]), ela_in_graph=bool(d.get("ela_in_graph", False)),
-                   description=description, version=d.get("version", ""), author=author, license=license,
-                   extra=d.get("extra", {}))
+        try:
+            labels = d.get("labels")
+            if labels != list(LABELS):
+                raise fields.FieldError(f"{INFO_FILE}.labels must be {list(LABELS)}, got {labels!r:.60}")
+            extra = fields.mapping(d.get("extra", {}), f"{INFO_FILE}.extra")
+            return cls(name=fields.text(d, "model_name", INFO_FILE), labels=LABELS,
+                       preprocessing=Preprocessing.from_dict(d.get("preprocessing"), f"{INFO_FILE}.preprocessing"),
+                       config=fields.text(d, "config", INFO_FILE, ""), variant=fields.text(d, "variant", INFO_FILE, ""),
+                       threshold=fields.number(d, "threshold", INFO_FILE, 0.0, 1.0, open_interval=True),
+                       ela_in_graph=fields.boolean(d, "ela_in_graph", INFO_FILE, False),
+                       description=description, version=fields.text(d, "version", INFO_FILE, ""), author=author,
+                       license=license, extra=extra)
+        except ValueError as err:
+            raise MetadataError(f"{err} — re-export the model with `python -m convert`") from None
 
 
 def _input_metadata(info: ModelInfo) -> fb.TensorMetadataT:
@@ -157,25 +172,32 @@ def _associated_file(model: bytes, name: str, where: str) -> bytes:
     except (zipfile.BadZipFile, KeyError):
         raise MetadataError(f"{where}: has no {name} — not exported by FakeLens; "
                             f"re-export it with `python -m convert`") from None
+    except (OSError, EOFError, NotImplementedError, ValueError, zlib.error) as err:  # a damaged archive entry
+        raise MetadataError(f"{where}: damaged associated file {name} ({err.__class__.__name__}) — copy or "
+                            f"export the model again") from None
 
 
-def input_shape(model: bytes) -> list[int]:
-    """The shape of the model's first input tensor, read from the flatbuffer (no interpreter)."""
+def tensor_shapes(model: bytes) -> tuple[list[list[int]], list[list[int]]]:
+    """The shapes of the model's input and output tensors, read from the flatbuffer (no interpreter)."""
     graph = tfl_schema.Model.GetRootAsModel(model, 0).Subgraphs(0)
-    shape = graph.Tensors(graph.Inputs(0)).ShapeAsNumpy()
-    return [int(v) for v in shape] if not isinstance(shape, int) else []
+    shape = lambda i: [int(v) for v in graph.Tensors(i).ShapeAsNumpy()] if graph.Tensors(i).ShapeLength() else []  # noqa: E731
+    return ([shape(graph.Inputs(i)) for i in range(graph.InputsLength())],
+            [shape(graph.Outputs(i)) for i in range(graph.OutputsLength())])
+
+
+def read_model_bytes(path: str | Path) -> bytes:
+    """A model file's bytes: a regular file within the size limit, or a MetadataError naming it."""
+    try:
+        return read_regular(path, MAX_MODEL_BYTES, "model file")
+    except FileProblem as err:
+        raise MetadataError(str(err)) from None
 
 
 def read_model_info(model: str | Path | bytes) -> ModelInfo:
     """The `ModelInfo` written into a FakeLens .tflite (path or bytes)."""
     where = "<model bytes>" if isinstance(model, (bytes, bytearray)) else str(model)
     if not isinstance(model, (bytes, bytearray)):
-        try:
-            model = Path(model).read_bytes()
-        except FileNotFoundError:
-            raise MetadataError(f"{where}: no such model file — check the path") from None
-        except IsADirectoryError:
-            raise MetadataError(f"{where}: is a directory, not a .tflite file — pass the file itself") from None
+        model = read_model_bytes(model)
     if len(model) < 8 or model[4:8] != b"TFL3":
         raise MetadataError(f"{where}: not a TensorFlow Lite model (no TFL3 identifier) — "
                             f"pass a .tflite file exported by `python -m convert`")
@@ -187,20 +209,32 @@ def read_model_info(model: str | Path | bytes) -> ModelInfo:
     if not meta_buf:
         raise MetadataError(f"{where}: has no TFLite metadata — export it with `python -m convert`, "
                             f"which writes the preprocessing the model needs")
-    meta = fb.ModelMetadataT.InitFromObj(fb.ModelMetadata.GetRootAsModelMetadata(meta_buf, 0))
+    try:
+        meta = fb.ModelMetadataT.InitFromObj(fb.ModelMetadata.GetRootAsModelMetadata(meta_buf, 0))
+    except Exception as err:  # offsets inside the metadata point outside the buffer
+        raise MetadataError(f"{where}: damaged TFLite metadata ({err.__class__.__name__}) — copy or export the "
+                            f"model again") from None
     try:
         info_json = json.loads(_associated_file(bytes(model), INFO_FILE, where))
-    except json.JSONDecodeError as err:
-        raise MetadataError(f"{where}: {INFO_FILE} is not valid JSON ({err}) — re-export the model") from None
+    except ValueError as err:  # not JSON, or not UTF-8
+        raise MetadataError(f"{where}: {INFO_FILE} is not valid JSON ({' '.join(str(err).split())[:200]}) — "
+                            f"re-export the model") from None
     dec = lambda b: b.decode("utf-8") if isinstance(b, bytes) else (b or "")  # noqa: E731
     try:
         info = ModelInfo.from_json(info_json, description=dec(meta.description), author=dec(meta.author),
                                    license=dec(meta.license))
-    except (AttributeError, KeyError, TypeError, ValueError) as err:
-        raise MetadataError(f"{where}: {INFO_FILE} is incomplete or invalid ({err}) — re-export the model") from None
+    except MetadataError as err:
+        raise MetadataError(f"{where}: {err}") from None
     size = info.preprocessing.input_size
-    shape = input_shape(bytes(model))
-    if shape[1:] != [size, size, 3]:
-        raise MetadataError(f"{where}: the model takes input {shape} but its {INFO_FILE} says {size}x{size} RGB — "
-                            f"the metadata belongs to another model; re-export it with `python -m convert`")
+    try:
+        inputs, outputs = tensor_shapes(bytes(model))
+    except Exception as err:  # a damaged graph inside a readable metadata block
+        raise MetadataError(f"{where}: unreadable TensorFlow Lite graph ({err.__class__.__name__}) — copy or "
+                            f"export it again") from None
+    if len(inputs) != 1 or inputs[0][1:] != [size, size, 3]:
+        raise MetadataError(f"{where}: the model takes input(s) {inputs} but its {INFO_FILE} says {size}x{size} RGB "
+                            f"(one image) — the metadata belongs to another model; re-export it with `python -m convert`")
+    if len(outputs) != 1 or outputs[0][1:] != [len(LABELS)]:
+        raise MetadataError(f"{where}: the model gives output(s) {outputs}, not one score per label {list(LABELS)} — "
+                            f"FakeLens reads two-class classifiers exported by `python -m convert`")
     return info

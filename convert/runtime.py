@@ -9,20 +9,23 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from ela.files import MAX_MODEL_BYTES, read_regular
+
 
 class TfliteModel:
     """A loaded .tflite classifier: `probabilities(x)` maps uint8 images (N, S, S, 3) to float
     softmax rows (N, 2), quantising the input and dequantising the output as the file says."""
 
     def __init__(self, model: str | Path | bytes, num_threads: int = 1):
-        content = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+        content = model if isinstance(model, (bytes, bytearray)) else read_regular(model, MAX_MODEL_BYTES, "model file")
         try:
             self.interpreter = Interpreter(model_content=bytes(content), num_threads=num_threads)
             self.interpreter.allocate_tensors()
-        except ValueError as err:
+        except (ValueError, RuntimeError) as err:  # a damaged graph: refused at load or at allocation
             from convert.metadata import MetadataError  # loads TensorFlow: only on this error path
             raise MetadataError(f"{model if not isinstance(model, (bytes, bytearray)) else '<model bytes>'}: "
-                                f"the interpreter cannot load it ({err})") from None
+                                f"the interpreter cannot load it ({' '.join(str(err).split())[:300]}) — "
+                                f"copy or export it again") from None
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.input_size = int(self.input["shape"][1])

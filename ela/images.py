@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ela.files import MAX_IMAGE_BYTES, FileProblem, read_regular
+
 
 class ImageError(ValueError):
     """An input file that cannot be used as an image; the message names the file and the fix."""
@@ -50,19 +52,16 @@ def decode_rgb(data: bytes, name: str = "<bytes>") -> Image.Image:
         raise ImageError(f"{name}: corrupt or truncated image data ({err}) — re-download or remove it") from None
 
 
-def read_image(path: str | Path) -> tuple[Image.Image, str]:
-    """Read a file once; return its RGB image and the sha256 of its bytes (the content hash
-    that splits and the format-controlled protocol are keyed on)."""
-    path = Path(path)
+def read_image_bytes(path: str | Path) -> bytes:
+    """The bytes of an image file: a regular file within the size limit, or an ImageError."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file — check the path or the manifest row") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a directory, not an image file") from None
-    except PermissionError:
-        raise ImageError(f"{path}: permission denied — make the file readable") from None
-    except OSError as err:  # e.g. a path through a file, or an I/O error: still this one file's problem
-        raise ImageError(f"{path}: cannot be read ({err.strerror or err}) — "
-                         f"check the path or the manifest row") from None
+        return read_regular(path, MAX_IMAGE_BYTES)
+    except FileProblem as err:
+        raise ImageError(str(err)) from None
+
+
+def read_image(path: str | Path) -> tuple[Image.Image, str]:
+    """Read a regular file once; return its RGB image and the sha256 of its bytes (the content
+    hash that splits and the format-controlled protocol are keyed on)."""
+    data = read_image_bytes(path)
     return decode_rgb(data, str(path)), hashlib.sha256(data).hexdigest()

@@ -14,11 +14,13 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from ela import fields
 from ela.images import read_image
 from ela.transform import ElaParams, error_level, jpeg_roundtrip
 
 SCHEMA_VERSION = 1
 RESAMPLE = Image.BILINEAR
+MAX_INPUT_SIZE = 4096  # for sizes read from files: far above any phone model's input
 
 
 @dataclass(frozen=True)
@@ -94,12 +96,22 @@ class Preprocessing:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Preprocessing":
+    def from_dict(cls, d: dict, where: str = "preprocessing") -> "Preprocessing":
+        """The inverse of `to_dict`, for a dict read from a file: every field type- and range-
+        checked (raises ValueError naming the field)."""
+        d = fields.mapping(d, where)
         version = d.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise ValueError(f"preprocessing schema version {version!r} is not supported "
+            raise ValueError(f"preprocessing schema version {version!r:.40} is not supported "
                              f"(this FakeLens reads version {SCHEMA_VERSION}) — re-export the model")
+        if d.get("resize", "bilinear") != "bilinear":
+            raise fields.FieldError(f"{where}.resize must be 'bilinear', got {d['resize']!r:.40}")
         fc = d.get("format_control")
-        return cls(input_size=int(d["input_size"]),
-                   ela=ElaParams.from_dict(d["ela"]) if d.get("ela") else None,
-                   format_control=FormatControl(int(fc["quality_min"]), int(fc["quality_max"])) if fc else None)
+        if fc is not None:
+            fc = fields.mapping(fc, f"{where}.format_control")
+            fc = FormatControl(fields.integer(fc, "quality_min", f"{where}.format_control", 1, 100),
+                               fields.integer(fc, "quality_max", f"{where}.format_control", 1, 100))
+        ela = d.get("ela")
+        return cls(input_size=fields.integer(d, "input_size", where, 32, MAX_INPUT_SIZE),
+                   ela=ElaParams.from_dict(ela, f"{where}.ela") if ela is not None else None,
+                   format_control=fc)

@@ -13,6 +13,8 @@ from typing import Literal, Union
 import numpy as np
 from PIL import Image
 
+from ela import fields
+
 Scale = Union[float, Literal["auto"]]
 RESOLUTIONS = ("full", "resized")
 
@@ -45,10 +47,16 @@ class ElaParams:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ElaParams":
+    def from_dict(cls, d: dict, where: str = "ela") -> "ElaParams":
+        """The inverse of `to_dict`, every field checked (raises ValueError naming the field)."""
+        d = fields.mapping(d, where)
         scale = d.get("scale", "auto")
-        return cls(quality=int(d["quality"]), scale=scale if scale == "auto" else float(scale),
-                   resolution=d.get("resolution", "full"))
+        if scale != "auto":
+            scale = fields.number(d, "scale", where, 0.0, 1e6, open_interval=True)
+        resolution = fields.text(d, "resolution", where, "full")
+        if resolution not in RESOLUTIONS:
+            raise fields.FieldError(f"{where}.resolution must be one of {RESOLUTIONS}, got {resolution!r:.40}")
+        return cls(quality=fields.integer(d, "quality", where, 1, 100), scale=scale, resolution=resolution)
 
 
 def jpeg_roundtrip(img: Image.Image, quality: int) -> Image.Image:

@@ -8,6 +8,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -198,7 +199,7 @@ def test_manifest_that_is_not_text_and_manifest_that_is_absent(tmp_path):
     with pytest.raises(DataError, match="not a UTF-8 text CSV") as info:
         load_records(picture)  # --data pointed at an image instead of a manifest
     assert str(picture) in str(info.value)
-    with pytest.raises(DataError, match="manifest not found"):
+    with pytest.raises(DataError, match="no such manifest"):
         load_manifest(tmp_path / "absent.csv")
 
 
@@ -257,12 +258,16 @@ def test_weights_file_that_is_not_weights_is_a_weights_error(tmp_path, monkeypat
 
 # --- the whole pipeline on a dataset with bad files in every split -------------------------------
 
-BAD_IN_DATASET = {  # manifest path → (split, bytes or None for a missing file, words in skipped.csv)
+FIFO = "fifo"  # in BAD_IN_DATASET: a named pipe, which a plain read would wait on forever
+
+BAD_IN_DATASET = {  # manifest path → (split, bytes, None for a missing file or FIFO, words in skipped.csv)
     "real_ciplab/cut.jpg": ("train", lambda: encode(photo(size=128), "JPEG", quality=90)[:700], "truncated"),
     "gan_faces/missing.jpg": ("train", None, "no such file"),
     "gan_faces/notes.jpg": ("val", lambda: b"not a picture", "not an image"),
     "real_ciplab/empty.jpg": ("test", lambda: b"", "empty file"),
     "gan_faces/huge.png": ("test", over_bomb_limit, "too many pixels"),
+    "real_ciplab/pipe.jpg": ("train", FIFO, "is a named pipe"),
+    "gan_faces/pipe.png": ("test", FIFO, "is a named pipe"),
 }
 ODD_BUT_VALID = {"real_ciplab/cmyk.jpg": "cmyk.jpg", "gan_faces/16bit.png": "16bit.png",
                  "real_ciplab/dot.png": "dot.png", "gan_faces/palette.png": "palette.png"}
@@ -283,7 +288,9 @@ def make_dataset(root: Path, splits=(("train", 6), ("val", 3), ("test", 4)), wit
                 i += 1
     if with_bad_files:
         for name, (split, make, _) in BAD_IN_DATASET.items():
-            if make is not None:
+            if make == FIFO:
+                os.mkfifo(root / name)
+            elif make is not None:
                 (root / name).write_bytes(make())
             rows.append([name, "real" if name.startswith("real") else "fake", name.split("/")[0], split])
         for name, sample in ODD_BUT_VALID.items():
@@ -447,6 +454,15 @@ def test_benchmark_data_that_does_not_exist(pipeline, tmp_path):
     assert not (tmp_path / "report").exists()
 
 
+def test_benchmark_of_two_models_with_the_same_name_names_both(pipeline, tmp_path):
+    twin = tmp_path / "copy" / pipeline["model"].name
+    twin.parent.mkdir()
+    shutil.copy(pipeline["model"], twin)
+    proc = run_cli("benchmark", "--models", f"{pipeline['model']},{twin}", "--data", str(pipeline["data"]),
+                   "--out", str(tmp_path / "report"))
+    assert_one_line_error(proc, pipeline["model"], twin, words="are both named 'run_float32'")
+
+
 # --- model files --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -461,6 +477,10 @@ def model_files(tmp_path_factory) -> dict[str, Path]:
     inputs = tf_keras.Input((64, 64, 3))
     outputs = tf_keras.layers.Dense(2, activation="softmax")(tf_keras.layers.GlobalAveragePooling2D()(inputs))
     bare = tf.lite.TFLiteConverter.from_keras_model(tf_keras.Model(inputs, outputs)).convert()
+
+    def classifier(units: int, activation: str) -> bytes:
+        head = tf_keras.layers.Dense(units, activation=activation)(tf_keras.layers.GlobalAveragePooling2D()(inputs))
+        return tf.lite.TFLiteConverter.from_keras_model(tf_keras.Model(inputs, head)).convert()
     labels = tmp / "labels.txt"
     labels.write_text("real\nfake\n")
     other_tool = image_classifier.MetadataWriter.create_for_inference(bare, [127.5], [127.5], [str(labels)])
@@ -472,6 +492,8 @@ def model_files(tmp_path_factory) -> dict[str, Path]:
         "other_tool.tflite": other_tool.populate(),
         "wrong_size.tflite": write_metadata(bare, ModelInfo("m", Preprocessing(96))),
         "cut.tflite": write_metadata(bare, ModelInfo("m", Preprocessing(64)))[:1000],
+        "sigmoid.tflite": write_metadata(classifier(1, "sigmoid"), ModelInfo("m", Preprocessing(64))),
+        "thousand.tflite": write_metadata(classifier(1000, "softmax"), ModelInfo("m", Preprocessing(64))),
     }
     for name, content in contents.items():
         writer_utils.save_file(content, str(tmp / name))
@@ -487,6 +509,8 @@ MODEL_MISTAKES = {
     "other_tool.tflite": "has no fakelens.json",
     "wrong_size.tflite": "says 96x96",
     "cut.tflite": "unreadable TensorFlow Lite model",
+    "sigmoid.tflite": "not one score per label",
+    "thousand.tflite": "not one score per label",
     "folder.tflite": "is a directory",
     "absent.tflite": "no such model file",
 }
@@ -517,6 +541,7 @@ def test_debug_shows_the_traceback(model_files):
 @pytest.mark.parametrize("args,flag", [(("train", "--batch_size", "0"), "batch_size"),
                                        (("train", "--max_per_source", "0"), "max_per_source"),
                                        (("convert", "--run", "x", "--threshold", "7"), "threshold"),
+                                       (("convert", "--run", "x", "--qat_epochs", "0"), "qat_epochs"),
                                        (("benchmark", "--models", "x", "--latency_runs", "0"), "latency_runs")])
 def test_out_of_range_flag_values_are_usage_errors_before_any_work(args, flag):
     proc = run_cli(*args)

@@ -37,6 +37,19 @@ def test_confusion_and_threshold_selection():
         threshold_for(Y, S, "best")
 
 
+def test_source_fpr_threshold_keeps_every_real_source_within_the_rate():
+    # source a: reals 0.1 0.2 0.3 0.4 (easy); source b: reals 0.5 0.6 0.7 0.8 (hard); fakes 0.75 0.9
+    y = np.array([0] * 8 + [1, 1])
+    score = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.75, 0.9])
+    sources = np.array(["a"] * 4 + ["b"] * 4 + ["gan"] * 2)
+    # pooled, 1 of 8 reals called fake is allowed: 0.75 (b's 0.8 is the one); per source, b allows none
+    assert threshold_for(y, score, "fpr=0.125") == pytest.approx(0.75)
+    assert threshold_for(y, score, "source_fpr=0.125", sources) == pytest.approx(0.9)
+    assert threshold_for(y, score, "source_fpr=0.25", sources) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="needs each image's source"):
+        threshold_for(y, score, "source_fpr=0.1")
+
+
 def test_detection_metrics_carry_intervals_that_contain_the_estimate():
     rng = np.random.default_rng(1)
     y = np.repeat([0, 1], 60)

@@ -10,6 +10,8 @@ import csv
 import hashlib
 import io
 import os
+import re
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +21,14 @@ import numpy as np
 from tqdm import tqdm
 
 from ela import ImageError, Preprocessing
+from ela.files import MAX_IMAGE_BYTES, MAX_TEXT_BYTES, FileProblem, read_regular
 from train.io import atomic_write_text
 
 LABELS = ("real", "fake")  # class index 0 = real, 1 = fake
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 REQUIRED_COLUMNS = ("path", "label", "source")
+SHA256 = re.compile("[0-9a-f]{64}")
 
 
 class DataError(ValueError):
@@ -52,6 +56,16 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def content_sha256(path: Path) -> str:
+    """sha256 of a regular file; zeros for anything that cannot be an image (missing, a FIFO, a
+    device, over the size limit), which is then skipped and listed with its reason when read."""
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        return "0" * 64
+    return file_sha256(path) if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_IMAGE_BYTES else "0" * 64
+
+
 def hash_split(sha256_hex: str, val: float = 0.15, test: float = 0.15) -> str:
     """Deterministic split from a content hash: the first 8 hex digits as a fraction in [0, 1)."""
     u = int(sha256_hex[:8], 16) / 16**8
@@ -60,7 +74,10 @@ def hash_split(sha256_hex: str, val: float = 0.15, test: float = 0.15) -> str:
 
 def _inside(root: Path, rel: str, where: str) -> Path:
     """`rel` resolved under `root`; a manifest may not reach files outside its dataset."""
-    path = (root / rel).resolve()
+    try:
+        path = (root / rel).resolve()
+    except (OSError, ValueError) as err:  # a NUL byte in the name, a symlink loop
+        raise DataError(f"{where}: path {rel!r} cannot be used ({err}) — fix this row") from None
     if os.path.isabs(rel) or not path.is_relative_to(root.resolve()):
         raise DataError(f"{where}: path {rel!r} points outside the dataset root {root} — use paths relative to it")
     return path
@@ -70,16 +87,20 @@ def load_manifest(manifest: str | Path, root: str | Path | None = None) -> list[
     """Records from a CSV with columns path,label,source[,split][,sha256]; paths are relative
     to `root` (default: the manifest's folder). Rows without a split get a hash split."""
     manifest = Path(manifest)
-    if not manifest.is_file():
-        raise DataError(f"{manifest}: manifest not found — pass a CSV with columns {','.join(REQUIRED_COLUMNS)}")
+    try:
+        data = read_regular(manifest, MAX_TEXT_BYTES, "manifest")
+    except FileProblem as err:
+        raise DataError(f"{err}; a manifest is a CSV with columns {','.join(REQUIRED_COLUMNS)}[,split]") from None
     root = Path(root) if root else manifest.parent
     try:
         # utf-8-sig: spreadsheet programs often start a CSV with a byte-order mark
-        with open(manifest, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            header, rows = reader.fieldnames or [], list(reader)
-    except (UnicodeDecodeError, csv.Error):
+        reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+        header, rows = reader.fieldnames or [], list(reader)
+    except UnicodeDecodeError:
         raise DataError(f"{manifest}: not a UTF-8 text CSV — pass a manifest with columns "
+                        f"{','.join(REQUIRED_COLUMNS)}[,split]") from None
+    except csv.Error as err:  # e.g. a field longer than the csv module's limit, a NUL byte
+        raise DataError(f"{manifest}: unreadable CSV ({err}) — fix the file; it needs columns "
                         f"{','.join(REQUIRED_COLUMNS)}[,split]") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
@@ -92,12 +113,15 @@ def load_manifest(manifest: str | Path, root: str | Path | None = None) -> list[
         label = row["label"].strip().lower()
         if label not in LABELS:
             raise DataError(f"{manifest}:{lineno}: unknown label {row['label']!r} — use one of {LABELS}")
-        rel = row["path"].strip()
+        rel = row["path"]  # byte-exact: "a.jpg " and "a.jpg" are different files
         path = _inside(root, rel, f"{manifest}:{lineno}")
         if path in seen:
             raise DataError(f"{manifest}:{lineno}: duplicate row for {rel!r} — keep one")
         seen.add(path)
-        sha = (row.get("sha256") or "").strip() or (file_sha256(path) if path.is_file() else "0" * 64)
+        sha = (row.get("sha256") or "").strip().lower()
+        if sha and not SHA256.fullmatch(sha):
+            raise DataError(f"{manifest}:{lineno}: sha256 {sha[:80]!r} is not 64 hex digits — fix it or leave it empty")
+        sha = sha or content_sha256(path)
         split = (row.get("split") or "").strip() or hash_split(sha)
         if split not in SPLITS:
             raise DataError(f"{manifest}:{lineno}: unknown split {split!r} — use one of {SPLITS}")
@@ -120,9 +144,8 @@ def scan_folders(root: str | Path, source_labels: dict[str, str]) -> list[Record
         folder = root / source
         if not folder.is_dir():
             raise DataError(f"{folder}: source folder not found — expected ROOT/<source>/ with images")
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        for path in files:
-            sha = file_sha256(path)
+        for path in _images_under(folder):
+            sha = content_sha256(path)
             records.append(Record(path, label, source, hash_split(sha), sha))
     if not records:
         raise DataError(f"{root}: no image files under {', '.join(sorted(source_labels))}")
@@ -130,7 +153,9 @@ def scan_folders(root: str | Path, source_labels: dict[str, str]) -> list[Record
 
 
 def _images_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """Every non-folder entry with an image suffix: a FIFO or device named x.jpg is kept, so that
+    reading it skips and lists it, rather than it vanishing without a word."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
 
 
 def scan_label_folders(root: str | Path) -> list[Record]:
@@ -152,11 +177,15 @@ def scan_label_folders(root: str | Path) -> list[Record]:
             raise DataError(f"{folder}: no image files — a folder dataset needs photos in both {root / 'real'} "
                             f"and {root / 'fake'}")
         for path in files:
-            if not path.resolve().is_relative_to(top):
-                raise DataError(f"{path}: links to {path.resolve()}, outside the dataset {root} — copy the file "
+            try:
+                target = path.resolve()
+            except (OSError, RuntimeError):  # a symlink loop: skipped and listed when read
+                target = top
+            if not target.is_relative_to(top):
+                raise DataError(f"{path}: links to {target}, outside the dataset {root} — copy the file "
                                 f"into the folder instead")
             parts = path.relative_to(folder).parts
-            sha = file_sha256(path)
+            sha = content_sha256(path)
             records.append(Record(path, label, parts[0] if len(parts) > 1 else label, hash_split(sha), sha))
     return records
 
@@ -165,7 +194,7 @@ def load_records(data: str | Path, source_labels: dict[str, str] | None = None) 
     """A dataset given as a manifest CSV, a folder holding MANIFEST.csv, a plain folder with
     real/ and fake/ subfolders, or (with `source_labels`) a folder tree of sources."""
     data = Path(data)
-    if data.is_file():
+    if data.exists() and not data.is_dir():  # a manifest, or a FIFO or device refused by name
         return load_manifest(data)
     if (data / "MANIFEST.csv").is_file() and not source_labels:
         return load_manifest(data / "MANIFEST.csv")

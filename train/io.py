@@ -1,7 +1,9 @@
-"""Atomic file writing: a temporary file in the same folder, then a rename, so an interrupted
-run never leaves a half-written file that looks whole."""
+"""Writing outputs safely. Atomic files: a temporary file in the same folder, then a rename, so an
+interrupted run never leaves a half-written file that looks whole. Output locks: two commands
+never write into the same folder at once."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -61,3 +63,31 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+@contextmanager
+def output_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold `folder` for one command: a second FakeLens command writing there refuses at once.
+
+    An flock on `.<name>.lock` beside the folder (beside it, so the folder itself can still be
+    replaced atomically); the kernel drops it when the process ends, however it ends, so a killed
+    run never leaves it stuck. The lock file stays: removing it would let two runs lock two files."""
+    folder = Path(folder)
+    lock = make_folder(folder.parent) / f".{folder.name}.lock"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as err:
+        raise OutputError(f"{lock}: cannot create the lock file for {folder} ({(err.strerror or str(err)).lower()}) "
+                          f"— choose another output path") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            raise OutputError(f"{folder}: another FakeLens command (pid {holder}) is writing here — wait for it "
+                              f"to finish or choose another output folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield folder
+    finally:
+        os.close(fd)

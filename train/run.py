@@ -20,6 +20,7 @@ epoch) and the best validation loss so far, so it ends where an uninterrupted ru
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import dataclasses
 import io
@@ -43,7 +44,7 @@ from train.augment import augmented  # noqa: E402
 from train.data import DataError, Record, load_records, select, write_skipped  # noqa: E402
 from train.distribute import (Placement, make_placement, same_on_every_worker, scaled_learning_rate,  # noqa: E402
                               shard_by_data, weights_sha256)
-from train.io import atomic_path, atomic_write_json, atomic_write_text, make_folder  # noqa: E402
+from train.io import atomic_path, atomic_write_json, atomic_write_text, make_folder, output_lock  # noqa: E402
 from train.model import build_model, mobilenet_trainable_count, split_frozen_trunk  # noqa: E402
 from train.pipeline import load_all  # noqa: E402
 
@@ -209,6 +210,12 @@ def train_run(cfg: TrainConfig, data: str | Path, out: str | Path, overwrite: bo
     in a temporary folder that is removed at the end."""
     out = Path(out)
     placement = make_placement(strategy)  # first: multi-worker collectives are set up at program start
+    with output_lock(out) if placement.is_chief else contextlib.nullcontext():
+        return _train_run(cfg, data, out, overwrite, placement, lr_scaling)
+
+
+def _train_run(cfg: TrainConfig, data: str | Path, out: Path, overwrite: bool, placement: Placement,
+               lr_scaling: str) -> Path:
     started = time.time()
     seed_everything(cfg.seed)
     finished = not overwrite and (out / "model.keras").exists()  # refused below without reading the data
