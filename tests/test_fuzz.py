@@ -5,6 +5,7 @@ CSV and .tflite files with and without metadata. Each must give a result or Fake
 the parsers that read files: the manifest, the model metadata and `Preprocessing.from_dict`."""
 from __future__ import annotations
 
+import functools
 import io
 import json
 import struct
@@ -168,8 +169,9 @@ for path in sys.argv[1:]:
 """
 
 
-@pytest.fixture(scope="module")
-def model_seeds() -> dict[str, bytes]:
+@functools.lru_cache(maxsize=1)
+def tiny_models() -> dict[str, bytes]:
+    """A 32-px two-class classifier, bare and with FakeLens metadata."""
     import tensorflow as tf
     import tf_keras
 
@@ -179,6 +181,11 @@ def model_seeds() -> dict[str, bytes]:
     bare = tf.lite.TFLiteConverter.from_keras_model(
         tf_keras.Model(inputs, tf_keras.layers.Dense(2, activation="softmax")(features))).convert()
     return {"bare.tflite": bare, "fakelens.tflite": write_metadata(bare, ModelInfo("fuzz", Preprocessing(32)))}
+
+
+@pytest.fixture(scope="module")
+def model_seeds() -> dict[str, bytes]:
+    return tiny_models()
 
 
 def test_fuzzed_models_load_or_give_one_metadata_error(tmp_path, model_seeds):

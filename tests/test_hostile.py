@@ -3,6 +3,7 @@ byte is read (no hang, no memory exhaustion), manifest cells are taken byte-exac
 and two commands never write into one output folder."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -179,3 +180,18 @@ def test_fakelens_json_fields_are_type_and_range_checked(field, value, words):
                                                   description="", author="", license="")
     with pytest.raises(MetadataError, match=words.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         ModelInfo.from_json(dict(good, **{field: value}))
+
+
+def test_a_folder_name_that_is_not_utf8_is_predicted_and_printed(tmp_path):
+    from tests.test_fuzz import IMAGE_SEEDS, tiny_models
+    signal.alarm(300)  # builds a model and runs two commands
+    folder = tmp_path / os.fsdecode(b"photos\xff")
+    folder.mkdir()
+    (folder / "a.png").write_bytes(IMAGE_SEEDS["rgb.png"]())
+    model = tmp_path / "model.tflite"
+    model.write_bytes(tiny_models()["fakelens.tflite"])
+    for fmt in ("table", "json"):
+        proc = run_cli("benchmark.predict", "--model", str(model), "--format", fmt, str(folder))
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    (row,) = json.loads(proc.stdout)
+    assert row["error"] is None and os.fsencode(row["path"]) == os.fsencode(str(folder / "a.png"))

@@ -35,6 +35,8 @@ def main_entry(main: Callable) -> None:
 
 def run_main(job: Callable[[], object], debug: bool) -> int:
     logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter would bury the results
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints escaped, never crashes
+        stream.reconfigure(errors="backslashreplace")
     try:
         job()
     except KeyboardInterrupt:

@@ -58,7 +58,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """UTF-8; a file name that is not UTF-8 (Python holds its bytes as surrogates) is written back
+    as its own bytes, so the path in the output is the path on disk."""
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 def atomic_write_json(path: str | Path, obj) -> None:
