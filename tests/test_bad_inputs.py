@@ -553,3 +553,9 @@ def test_threshold_targets_outside_0_1_are_errors(target):
     from benchmark.metrics import threshold_for
     with pytest.raises(ValueError, match="must be a number in"):
         threshold_for(np.array([0, 1]), np.array([0.2, 0.8]), target)
+
+
+def test_demo_data_help_prints_help_and_writes_nothing(tmp_path):
+    proc = run_cli("train.demo_data", "--help", cwd=tmp_path)
+    assert proc.returncode == 0 and "FOLDER" in proc.stdout + proc.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,5 @@
-"""A small synthetic dataset, generated deterministically, for `make demo` on a fresh clone.
+"""A small synthetic dataset, generated deterministically, for `make demo` on a fresh clone:
+`python -m train.demo_data [FOLDER]`.
 
 It mimics the shared data's layout (MANIFEST.csv, the same source names and splits) so the
 whole pipeline runs unchanged, but its "fakes" are smooth random images with a faint periodic
@@ -68,6 +69,21 @@ def make_demo_dataset(out: str | Path, seed: int = 0) -> Path:
     return manifest
 
 
+def main(argv):
+    """python -m train.demo_data [FOLDER]: write the demo dataset into FOLDER (default demo_data)."""
+    from absl import app, flags
+
+    from train.cli import run_main
+    if len(argv) > 2:
+        raise app.UsageError(f"one output folder at most, got {' '.join(argv[1:])}")
+    return run_main(lambda: print(make_demo_dataset(argv[1] if len(argv) > 1 else "demo_data",
+                                                    flags.FLAGS.seed)), flags.FLAGS.debug)
+
+
 if __name__ == "__main__":
-    import sys
-    print(make_demo_dataset(sys.argv[1] if len(sys.argv) > 1 else "demo_data"))
+    from absl import flags
+
+    from train.cli import main_entry
+    flags.DEFINE_integer("seed", 0, "Seed of the synthetic images (the demo's numbers are for seed 0).", lower_bound=0)
+    flags.DEFINE_bool("debug", False, "Show full tracebacks.")
+    main_entry(main)
