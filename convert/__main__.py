@@ -38,6 +38,8 @@ flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.run and not FLAGS.show:
+        raise app.UsageError("--run is required: the training run folder to convert (or --show MODEL)")
 
     def job():
         import json
@@ -45,8 +47,6 @@ def main(argv):
         if FLAGS.show:
             print(json.dumps(read_model_info(FLAGS.show).to_json(), indent=2))
             return
-        if not FLAGS.run:
-            raise ValueError("--run is required: the training run folder to convert")
         from convert.export import export_folder, export_run, format_report
         from train.io import output_lock
         with output_lock(export_folder(FLAGS.run, FLAGS.out)):

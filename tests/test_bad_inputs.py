@@ -542,6 +542,7 @@ def test_debug_shows_the_traceback(model_files):
                                        (("train", "--max_per_source", "0"), "max_per_source"),
                                        (("convert", "--run", "x", "--threshold", "7"), "threshold"),
                                        (("convert", "--run", "x", "--qat_epochs", "0"), "qat_epochs"),
+                                       (("convert",), "--run is required"),
                                        (("benchmark", "--models", "x", "--latency_runs", "0"), "latency_runs")])
 def test_out_of_range_flag_values_are_usage_errors_before_any_work(args, flag):
     proc = run_cli(*args)
