@@ -103,13 +103,13 @@ class Detector:
                 return Prediction(path, self._label(p_fake), p_fake, self.threshold)
             img, sha256 = read_image(path)
             found = find_faces(img)
-            scores = self.scores([self.prep.apply(face_crop(img, f), sha256) for f in found]
-                                  or [self.prep.apply(img, sha256)])
+            p_fakes = self.scores([self.prep.apply(face_crop(img, f), sha256) for f in found]
+                                   or [self.prep.apply(img, sha256)])
         except ImageError as err:
             return Prediction(path, None, None, self.threshold, str(err), faces=() if faces else None)
         if not found:
-            return Prediction(path, self._label(scores[0]), scores[0], self.threshold, faces=(), scored="whole image")
-        judged = tuple(Face(f.box, f.confidence, p, self._label(p)) for f, p in zip(found, scores))
+            return Prediction(path, self._label(p_fakes[0]), p_fakes[0], self.threshold, faces=(), scored="whole image")
+        judged = tuple(Face(f.box, f.confidence, p, self._label(p)) for f, p in zip(found, p_fakes))
         worst = max(judged, key=lambda face: face.p_fake)
         return Prediction(path, worst.label, worst.p_fake, self.threshold, faces=judged, scored="faces")
 

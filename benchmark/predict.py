@@ -109,7 +109,8 @@ def define_flags() -> None:
                       "A photo without a face is judged whole (scored: \"whole image\").")
     flags.DEFINE_string("html", None, "Also write a contact sheet to this HTML file: previews with the faces "
                         "drawn, verdicts and errors, sortable by p(fake); self-contained.")
-    flags.DEFINE_integer("threads", None, "Decoding and interpreter threads (default: all cores).", lower_bound=1)
+    flags.DEFINE_integer("threads", None, "Photos judged at once, each on an interpreter of its own (default: all "
+                         "cores).", lower_bound=1)
     flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
 
