@@ -3,13 +3,15 @@
 The detector reads everything it needs from the model's own metadata — input size, ELA,
 format control, in-graph ELA, labels, threshold — so a photo is always preprocessed the way the
 model was trained. An unreadable photo is a `Prediction` with `error` set, never an exception,
-so a folder with one bad file still gets a verdict for every other one.
+so a folder with one bad file still gets a verdict for every other one. With `faces=True` each
+face is found (benchmark.faces), cropped like a training face and judged on its own.
 """
 from __future__ import annotations
 
 import collections
 import itertools
 import os
+import queue
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,74 +19,113 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from benchmark.faces import face_crop, find_faces
 from convert.metadata import ModelInfo, read_model_info
 from convert.runtime import TfliteModel
-from ela import ImageError
+from ela import ImageError, read_image
 
-AHEAD = 64  # photos decoded ahead of the model at most
+AHEAD = 64  # photos in flight at most, so memory does not grow with the number of photos
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face in a photo and its verdict: box (x, y, w, h) in the photo's pixels (EXIF rotation
+    applied), the face detector's confidence, and the model's p_fake and label for its crop."""
+
+    box: tuple[int, int, int, int]
+    confidence: float
+    p_fake: float
+    label: str
 
 
 @dataclass(frozen=True)
 class Prediction:
     """One photo's verdict: label "real"/"fake" (fake when p_fake >= threshold), or error set
-    (and label and p_fake None) when the file could not be used."""
+    (and label and p_fake None) when the file could not be used.
+
+    faces is None unless faces were looked for; then it lists them, `scored` says "faces"
+    (label and p_fake are those of the most fake face) or "whole image" (no face was found)."""
 
     path: str
     label: str | None
     p_fake: float | None
     threshold: float
     error: str | None = None
+    faces: tuple[Face, ...] | None = None
+    scored: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        row = asdict(self)
+        if self.faces is None:
+            del row["faces"], row["scored"]
+        return row
 
 
 class Detector:
     """A FakeLens .tflite ready to judge photos.
 
-    threads: interpreter threads and decoding threads (default: the machine's cores); decoding
-    and preprocessing run in a thread pool (Pillow releases the GIL) while the interpreter scores
-    the previous photos.
+    threads: photos judged at once (default: the machine's cores). Each worker thread reads,
+    decodes, preprocesses and scores whole photos on an interpreter of its own with one thread
+    (Pillow and the interpreter release the GIL), so the cores never wait for one another.
     """
 
     def __init__(self, model: str | Path, threads: int | None = None):
         self.path = Path(model)
         self.info: ModelInfo = read_model_info(self.path)
         self.threads = threads or os.cpu_count() or 1
-        self.model = TfliteModel(self.path, num_threads=self.threads)
         self.prep = self.info.input_preprocessing
+        self._content = self.path.read_bytes()
+        self._idle: queue.SimpleQueue[TfliteModel] = queue.SimpleQueue()
+        self._idle.put(TfliteModel(self._content))  # a model the interpreter cannot load fails here, not later
 
     @property
     def threshold(self) -> float:
         return self.info.threshold
 
-    def _verdict(self, path: str, p_fake: float) -> Prediction:
-        label = self.info.labels[1] if p_fake >= self.threshold else self.info.labels[0]
-        return Prediction(path, label, float(p_fake), self.threshold)
+    def _label(self, p_fake: float) -> str:
+        return self.info.labels[1] if p_fake >= self.threshold else self.info.labels[0]
 
-    def _load(self, path: str) -> np.ndarray | ImageError:
+    def scores(self, images: list[np.ndarray]) -> list[float]:
+        """p(fake) of preprocessed images, on an interpreter that no other thread uses meanwhile."""
         try:
-            return self.prep.load(path)
+            model = self._idle.get_nowait()
+        except queue.Empty:
+            model = TfliteModel(self._content)
+        try:
+            return [float(p) for p in model.probabilities(np.stack(images))[:, 1]]
+        finally:
+            self._idle.put(model)
+
+    def _judge(self, path: str, faces: bool) -> Prediction:
+        try:
+            if not faces:
+                p_fake = self.scores([self.prep.load(path)])[0]
+                return Prediction(path, self._label(p_fake), p_fake, self.threshold)
+            img, sha256 = read_image(path)
+            found = find_faces(img)
+            p_fakes = self.scores([self.prep.apply(face_crop(img, f), sha256) for f in found]
+                                   or [self.prep.apply(img, sha256)])
         except ImageError as err:
-            return err
+            return Prediction(path, None, None, self.threshold, str(err), faces=() if faces else None)
+        if not found:
+            return Prediction(path, self._label(p_fakes[0]), p_fakes[0], self.threshold, faces=(), scored="whole image")
+        judged = tuple(Face(f.box, f.confidence, p, self._label(p)) for f, p in zip(found, p_fakes))
+        worst = max(judged, key=lambda face: face.p_fake)
+        return Prediction(path, worst.label, worst.p_fake, self.threshold, faces=judged, scored="faces")
 
-    def predict(self, path: str | Path) -> Prediction:
-        """The verdict on one photo file."""
-        return next(self.predict_many([path]))
+    def predict(self, path: str | Path, faces: bool = False) -> Prediction:
+        """The verdict on one photo file; with `faces`, on each face in it."""
+        return self._judge(str(path), faces)
 
-    def predict_many(self, paths: Iterable[str | Path]) -> Iterator[Prediction]:
-        """Verdicts in the order of `paths`: photos are decoded in parallel, at most AHEAD of
-        them ahead of the model, so memory does not grow with the number of photos."""
+    def predict_many(self, paths: Iterable[str | Path], faces: bool = False) -> Iterator[Prediction]:
+        """Verdicts in the order of `paths`, `threads` photos at a time, at most AHEAD of them
+        in flight."""
         paths = iter(str(p) for p in paths)
         with ThreadPoolExecutor(self.threads) as pool:
-            pending = collections.deque((p, pool.submit(self._load, p)) for p in itertools.islice(paths, AHEAD))
+            pending = collections.deque(pool.submit(self._judge, p, faces) for p in itertools.islice(paths, AHEAD))
             while pending:
-                path, future = pending.popleft()
+                done = pending.popleft().result()
                 following = next(paths, None)
                 if following is not None:
-                    pending.append((following, pool.submit(self._load, following)))
-                image = future.result()
-                if isinstance(image, ImageError):
-                    yield Prediction(path, None, None, self.threshold, str(image))
-                else:
-                    yield self._verdict(path, self.model.probabilities(image[None])[0, 1])
+                    pending.append(pool.submit(self._judge, following, faces))
+                yield done

@@ -4,10 +4,14 @@ Examples:
   python -m benchmark.predict --model runs/fakelens/fakelens_none/export/fakelens_none_int8.tflite photo.jpg
   python -m benchmark.predict --model m.tflite ~/Pictures --format json > verdicts.json
   python -m benchmark.predict --model m.tflite "shots/**/*.png" --format csv
+  python -m benchmark.predict --model m.tflite group.jpg --faces --html sheet.html
 
 Per photo: the label, p(fake) and the threshold from the model's metadata (its preprocessing too).
-A photo that cannot be read gets its error in its row and the others go on; the exit status is 0
-unless every input failed (2). Folders are searched recursively for image files.
+With --faces each face found is judged on its own (cropped like a training face; see
+benchmark/faces.py) and the photo is as fake as its most fake face; a photo without a face is
+judged whole and says so. --html also writes a contact sheet: previews, face boxes, verdicts,
+sortable by p(fake). A photo that cannot be read gets its error in its row and the others go on;
+the exit status is 0 unless every input failed (2). Folders are searched recursively for image files.
 """
 from __future__ import annotations
 
@@ -25,9 +29,11 @@ from tqdm import tqdm  # noqa: E402
 
 from train.cli import main_entry, run_main  # noqa: E402
 from train.data import IMAGE_SUFFIXES, DataError  # noqa: E402
+from train.io import make_folder  # noqa: E402
 
 FORMATS = ("table", "json", "csv")
 COLUMNS = ("path", "label", "p_fake", "threshold", "error")
+FACE_COLUMNS = ("scored", "faces")  # added with --faces; a CSV "faces" cell holds the faces as JSON
 
 
 def expand_inputs(items: list[str]) -> list[str]:
@@ -45,15 +51,27 @@ def expand_inputs(items: list[str]) -> list[str]:
     return out
 
 
+def _face_lines(row: dict) -> list[str]:
+    """The table lines under a photo's row that say what was judged."""
+    if row["error"] or row.get("faces") is None:
+        return []
+    if not row["faces"]:
+        return ["    no face found: whole image scored"]
+    return [f"    face at {x},{y} {w}x{h} (detector {face['confidence']:.2f})  {face['label']:<5}  {face['p_fake']:7.3f}"
+            for face in row["faces"] for x, y, w, h in [face["box"]]]
+
+
 def render(rows: list[dict], fmt: str) -> str:
-    """The verdicts as a terminal table, a JSON array or CSV."""
+    """The verdicts as a terminal table, a JSON array or CSV (rows from `Prediction.to_dict`)."""
+    faces = any("faces" in r for r in rows)
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(buf, COLUMNS + (FACE_COLUMNS if faces else ()), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        for r in rows:
+            writer.writerow(dict(r, faces=json.dumps(r["faces"], separators=(",", ":"))) if faces else r)
         return buf.getvalue().rstrip("\n")
     width = max([len("photo")] + [len(r["path"]) for r in rows])
     lines = [f"{'photo':<{width}}  label  p(fake)  threshold", f"{'-' * width}  -----  -------  ---------"]
@@ -62,11 +80,20 @@ def render(rows: list[dict], fmt: str) -> str:
             lines.append(f"{r['path']:<{width}}  error: {r['error']}")
         else:
             lines.append(f"{r['path']:<{width}}  {r['label']:<5}  {r['p_fake']:7.3f}  {r['threshold']:9.3f}")
+        lines += _face_lines(r)
     fake = sum(r["label"] == "fake" for r in rows)
     failed = sum(bool(r["error"]) for r in rows)
     lines.append(f"\n{len(rows)} photo(s): {fake} fake, {len(rows) - fake - failed} real"
-                 + (f", {failed} could not be read" if failed else ""))
+                 + (f", {failed} could not be read" if failed else "")
+                 + (f"; {sum(len(r['faces']) for r in rows)} face(s) judged" if faces else ""))
     return "\n".join(lines)
+
+
+def check_output_file(path: str) -> None:
+    """Fail before any work if the contact sheet could not be written there."""
+    if Path(path).is_dir():
+        raise DataError(f"{path}: is a folder — give --html a file name, e.g. {Path(path) / 'verdicts.html'}")
+    make_folder(Path(path).parent)
 
 
 FLAGS = flags.FLAGS
@@ -76,8 +103,14 @@ def define_flags() -> None:
     """Flags exist only when run as a command, so importing this module defines none."""
     flags.DEFINE_string("model", None, "A FakeLens .tflite file (exported by `python -m convert`).")
     flags.DEFINE_enum("format", "table", list(FORMATS), "table (for people), json (an array of objects with "
-                      "path, label, p_fake, threshold, error) or csv, to stdout.")
-    flags.DEFINE_integer("threads", None, "Decoding and interpreter threads (default: all cores).", lower_bound=1)
+                      "path, label, p_fake, threshold, error; with --faces also scored and faces) or csv, to stdout.")
+    flags.DEFINE_bool("faces", False, "Find the faces first (MTCNN) and judge each one, cropped like a training "
+                      "face; faces: box [x, y, w, h] in the photo's pixels, detector confidence, p_fake, label. "
+                      "A photo without a face is judged whole (scored: \"whole image\").")
+    flags.DEFINE_string("html", None, "Also write a contact sheet to this HTML file: previews with the faces "
+                        "drawn, verdicts and errors, sortable by p(fake); self-contained.")
+    flags.DEFINE_integer("threads", None, "Photos judged at once, each on an interpreter of its own (default: all "
+                         "cores).", lower_bound=1)
     flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
 
@@ -94,14 +127,20 @@ def main(argv):
         if not paths:
             raise DataError(f"{', '.join(argv[1:])}: no image files found — give photos, folders with "
                             f"photos in them, or globs that match some")
+        if FLAGS.html:
+            check_output_file(FLAGS.html)
         detector = Detector(FLAGS.model, FLAGS.threads)
         bar = tqdm(total=len(paths), desc="photos", unit="img", leave=False, disable=len(paths) < 2)
-        rows = []
-        for prediction in detector.predict_many(paths):
-            rows.append(prediction.to_dict())
+        verdicts = []
+        for prediction in detector.predict_many(paths, faces=FLAGS.faces):
+            verdicts.append(prediction)
             bar.update()
         bar.close()
+        rows = [v.to_dict() for v in verdicts]
         print(render(rows, FLAGS.format))
+        if FLAGS.html:
+            from benchmark.contact_sheet import write_sheet
+            print(f"written {write_sheet(verdicts, FLAGS.html, FLAGS.model, detector.threads)}", file=sys.stderr)
         all_failed.append(all(r["error"] for r in rows))
 
     code = run_main(job, FLAGS.debug)

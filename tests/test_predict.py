@@ -76,3 +76,24 @@ def test_predict_command_table_csv_globs_and_exit_codes(tiny_export, photos):
     assert usage.returncode == 1 and "give one or more photos" in usage.stderr
     no_model = run_cli("benchmark.predict", "--model", str(photos / "a.jpg"), str(photos / "a.jpg"))
     assert no_model.returncode == 2 and "not a TensorFlow Lite model" in no_model.stderr
+
+
+def test_speed_command_measures_both_paths_on_the_same_photos(tiny_export, photos, tmp_path):
+    out = tmp_path / "speed" / "speed.json"
+    proc = run_cli("benchmark.predict_speed", "--model", tiny_export["float32"]["path"], str(photos),
+                   "--repeats", "1", "--threads", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| loop |" in proc.stdout and "| parallel |" in proc.stdout and "same p(fake)" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["images"] == 3 and result["unreadable"] == 1 and result["threads"] == 2 and result["same_scores"]
+    loop, parallel = result["paths"]
+    assert (loop["path"], parallel["path"]) == ("loop", "parallel") and loop["ratio"] == 1.0
+    for row in (loop, parallel):
+        assert row["images_per_s"] > 0 and len(row["repeats"]) == 1 and row["peak_mib"] > row["peak_above_baseline_mib"] > 0
+    assert parallel["ratio"] == pytest.approx(parallel["images_per_s"] / loop["images_per_s"])
+
+
+def test_speed_command_spreads_its_limit_over_the_photos():
+    from benchmark.predict_speed import spread
+    paths = [f"{folder}/{i}.jpg" for folder in "abc" for i in range(4)]
+    assert spread(paths, 3) == ["a/0.jpg", "b/0.jpg", "c/0.jpg"] and spread(paths, None) == paths == spread(paths, 50)
