@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from benchmark.detector import Prediction
 from benchmark.html_report import CSS
-from ela import to_rgb
+from ela import read_image_bytes, to_rgb
 from train.io import atomic_write_text
 
 THUMB_PX = 160  # longer side of a preview
@@ -71,7 +71,7 @@ def thumbnail(path: str) -> tuple[str, tuple[int, int]] | None:
     full photo as every stage sees it (EXIF rotation applied); None when it cannot be read —
     a preview never stops the page."""
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(read_image_bytes(path))) as img:  # regular files only: never a FIFO
             width, height = img.size
             if img.getexif().get(EXIF_ORIENTATION, 1) in TRANSPOSED:
                 width, height = height, width

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from benchmark.faces import face_crop, find_faces
-from convert.metadata import ModelInfo, read_model_info
+from convert.metadata import ModelInfo, read_model_bytes, read_model_info
 from convert.runtime import TfliteModel
 from ela import ImageError, read_image
 
@@ -74,7 +74,7 @@ class Detector:
         self.info: ModelInfo = read_model_info(self.path)
         self.threads = threads or os.cpu_count() or 1
         self.prep = self.info.input_preprocessing
-        self._content = self.path.read_bytes()
+        self._content = read_model_bytes(self.path)
         self._idle: queue.SimpleQueue[TfliteModel] = queue.SimpleQueue()
         self._idle.put(TfliteModel(self._content))  # a model the interpreter cannot load fails here, not later
 

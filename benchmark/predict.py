@@ -43,7 +43,8 @@ def expand_inputs(items: list[str]) -> list[str]:
     for item in items:
         path = Path(item)
         if path.is_dir():
-            out.extend(str(p) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            # every non-folder entry, FIFOs included: they get a row with their error, not silence
+            out.extend(str(p) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
         elif path.exists() or not glob.has_magic(item):
             out.append(item)
         else:

@@ -195,3 +195,20 @@ def test_a_folder_name_that_is_not_utf8_is_predicted_and_printed(tmp_path):
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     (row,) = json.loads(proc.stdout)
     assert row["error"] is None and os.fsencode(row["path"]) == os.fsencode(str(folder / "a.png"))
+
+
+def test_predict_with_a_fifo_among_the_photos_lists_it_and_draws_the_sheet(tmp_path):
+    from tests.test_fuzz import IMAGE_SEEDS, tiny_models
+    signal.alarm(300)  # builds a model and runs a command
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(IMAGE_SEEDS["rgb.png"]())
+    os.mkfifo(folder / "pipe.jpg")
+    model = tmp_path / "model.tflite"
+    model.write_bytes(tiny_models()["fakelens.tflite"])
+    proc = run_cli("benchmark.predict", "--model", str(model), "--format", "json", "--html", str(tmp_path / "s.html"),
+                   str(folder))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    rows = {Path(r["path"]).name: r for r in json.loads(proc.stdout)}
+    assert rows["a.png"]["error"] is None and "is a named pipe" in rows["pipe.jpg"]["error"]
+    assert "pipe.jpg" in (tmp_path / "s.html").read_text()
