@@ -25,8 +25,8 @@ from convert.ela_graph import ElaLayer, quantize_keeping_ela_float  # noqa: E402
 from convert.metadata import ModelInfo, write_metadata  # noqa: E402
 from convert.qat import fine_tune_quantized  # noqa: E402
 from convert.runtime import TfliteModel  # noqa: E402
-from convert.variants import (DEFAULT_VARIANTS, INTEGER_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE,  # noqa: E402
-                              VARIANT_TEXT, VARIANTS)
+from convert.variants import (DEFAULT_VARIANTS, INTEGER_IO_DTYPE, INTEGER_VARIANTS, QAT_EPOCHS,  # noqa: E402
+                              QAT_LEARNING_RATE, VARIANT_TEXT, VARIANTS)
 from train.configs import TrainConfig  # noqa: E402
 from train.data import DataError, Record, load_records, preprocess_records, select  # noqa: E402
 from train.io import atomic_write_bytes, atomic_write_json, make_folder  # noqa: E402
@@ -106,8 +106,7 @@ def to_tflite(model: tf_keras.Model, variant: str, calibration: np.ndarray | Non
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([img[None].astype(np.float32)] for img in calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8
-        converter.inference_output_type = tf.uint8
+        converter.inference_input_type = converter.inference_output_type = tf.as_dtype(INTEGER_IO_DTYPE)
     elif variant != "float32":
         raise ValueError(f"unknown variant {variant!r} — choose from {VARIANTS}")
     return converter.convert()
