@@ -4,9 +4,9 @@ The writer packs, with tflite-support's schema and populator: name, version, des
 author, licence; the input's image properties and normalisation (mean 0, std 1: the model takes
 RGB pixels 0..255 and rescales itself); the output's labels as an associated `labels.txt`; and
 everything a phone or the benchmark needs to preprocess exactly as in training — the
-`Preprocessing` (ELA parameters included), labels, score threshold — as an associated
-`fakelens.json`, repeated in the subgraph's custom metadata. `read_model_info` is the exact
-inverse; a model without these is a clear `MetadataError`.
+`Preprocessing` (ELA parameters included), labels, score threshold (and the threshold baked into
+the scores, if any) — as an associated `fakelens.json`, repeated in the subgraph's custom
+metadata. `read_model_info` is the exact inverse; a model without these is a clear `MetadataError`.
 """
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ class ModelInfo:
     labels: tuple[str, ...] = ("real", "fake")
     threshold: float = 0.5  # fake when p(fake) >= threshold
     ela_in_graph: bool = False
+    baked_threshold: float | None = None  # the threshold folded into the scores (`threshold` is then 0.5)
     description: str = "FakeLens: detects AI-generated (fake) vs real face images."
     version: str = "0.1.0"
     author: str = "FakeLens"
@@ -58,7 +59,8 @@ class ModelInfo:
     def to_json(self) -> dict:
         return {"schema_version": INFO_SCHEMA_VERSION, "model_name": self.name, "config": self.config,
                 "variant": self.variant, "labels": list(self.labels), "threshold": self.threshold,
-                "ela_in_graph": self.ela_in_graph, "preprocessing": self.preprocessing.to_dict(),
+                "ela_in_graph": self.ela_in_graph, "baked_threshold": self.baked_threshold,
+                "preprocessing": self.preprocessing.to_dict(),
                 "version": self.version, "extra": self.extra}
 
     @classmethod
@@ -66,9 +68,13 @@ class ModelInfo:
         if d.get("schema_version") != INFO_SCHEMA_VERSION:
             raise MetadataError(f"{INFO_FILE} schema version {d.get('schema_version')!r} is not supported "
                                 f"(expected {INFO_SCHEMA_VERSION}) — re-export the model with this FakeLens")
+        baked = d.get("baked_threshold")
+        if baked is not None and not (isinstance(baked, (int, float)) and 0 < baked < 1):
+            raise ValueError(f"baked_threshold {baked!r} is not a number strictly between 0 and 1")
         return cls(name=d["model_name"], preprocessing=Preprocessing.from_dict(d["preprocessing"]),
                    config=d.get("config", ""), variant=d.get("variant", ""), labels=tuple(d["labels"]),
                    threshold=float(d["threshold"]), ela_in_graph=bool(d.get("ela_in_graph", False)),
+                   baked_threshold=None if baked is None else float(baked),
                    description=description, version=d.get("version", ""), author=author, license=license,
                    extra=d.get("extra", {}))
 
@@ -97,7 +103,9 @@ def _input_metadata(info: ModelInfo) -> fb.TensorMetadataT:
 def _output_metadata(info: ModelInfo) -> fb.TensorMetadataT:
     meta = fb.TensorMetadataT()
     meta.name = "probability"
-    meta.description = f"Softmax over {list(info.labels)}; fake when p(fake) >= {info.threshold}."
+    meta.description = f"Softmax over {list(info.labels)}; fake when p(fake) >= {info.threshold}" + (
+        f" (threshold {info.baked_threshold} baked in: the top class is the decision)."
+        if info.baked_threshold is not None else ".")
     meta.content = fb.ContentT()
     meta.content.contentProperties = fb.FeaturePropertiesT()
     meta.content.contentPropertiesType = fb.ContentProperties.FeatureProperties
