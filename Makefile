@@ -9,7 +9,7 @@ IMAGENET := mobilenet_1_0_224_tf_no_top.h5
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup system-deps kotlin-deps browser-deps weights demo test paper fakelens clean
+.PHONY: setup system-deps kotlin-deps browser-deps clients-deps weights demo test paper fakelens clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -32,6 +32,19 @@ browser-deps:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "the HTML report test needs Chromium: sudo apt-get install chromium" >&2; exit 1; fi; fi
+
+# tests/test_clients.py runs every export in MediaPipe Tasks, which needs numpy 2: its own venv.
+# (The Task Library, tflite-support, is in .venv already.) The stamp names the version installed.
+MEDIAPIPE_VENV := .venv-mediapipe
+MEDIAPIPE_VERSION := 1.2.3
+clients-deps: $(MEDIAPIPE_VENV)/.installed-$(MEDIAPIPE_VERSION)
+
+$(MEDIAPIPE_VENV)/.installed-$(MEDIAPIPE_VERSION):
+	rm -rf $(MEDIAPIPE_VENV)
+	$(PYTHON_BIN) -m venv $(MEDIAPIPE_VENV)
+	$(MEDIAPIPE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MEDIAPIPE_VENV)/bin/python -m pip install -q mediapipe==$(MEDIAPIPE_VERSION)
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -82,7 +95,7 @@ fakelens: setup weights
 	$(PY) -m benchmark --models $$(ls -d $(FL)/*/export | paste -sd, -) --data $(SHARED)/data --out reports/fakelens_logo \
 	  --robustness none --invariance none --gradcam 0 --threads 1 --latency_runs 10
 
-test: setup weights kotlin-deps browser-deps
+test: setup weights kotlin-deps browser-deps clients-deps
 	$(PY) -m pytest tests -q
 	PYTHON=$(PY) bash android_demo/core/run_tests.sh
 

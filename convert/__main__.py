@@ -4,6 +4,7 @@ after quantisation-aware training on request) with metadata.
 Examples:
   python -m convert --run runs/gan --variants float32,int8
   python -m convert --run runs/gan_ela --variants float32,int8,int8_qat --qat_epochs 2
+  python -m convert --run runs/fakelens --variants int8 --threshold 0.62 --bake_threshold
 """
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ flags.DEFINE_list("variants", list(DEFAULT_VARIANTS), f"Which of {','.join(VARIA
 flags.DEFINE_string("data", None, "Dataset for calibration and checks (default: the run's own).")
 flags.DEFINE_float("threshold", 0.5, "Score threshold written into the metadata: fake when p(fake) >= it "
                    "(strictly between 0 and 1).", lower_bound=1e-9, upper_bound=1 - 1e-9)
+flags.DEFINE_bool("bake_threshold", False, "Fold --threshold into the last layer, so that the top class is the "
+                  "decision in any client (MediaPipe, Task Library): p(fake) >= 0.5 exactly when the unbaked "
+                  "p(fake) >= threshold. The metadata's threshold becomes 0.5; files are named *_baked_*.")
 flags.DEFINE_integer("check_images", 100, "Validation images for the float-vs-quantised agreement check.",
                      lower_bound=1)
 flags.DEFINE_bool("ela_in_graph", False, "Put the (exact) ELA inside the .tflite: the model takes the resized RGB "
@@ -51,7 +55,8 @@ def main(argv):
         from train.io import output_lock
         with output_lock(export_folder(FLAGS.run, FLAGS.out)):
             reports = export_run(FLAGS.run, FLAGS.out, FLAGS.variants, FLAGS.data, FLAGS.threshold,
-                                 FLAGS.check_images, FLAGS.ela_in_graph, FLAGS.qat_epochs, FLAGS.qat_learning_rate)
+                                 FLAGS.check_images, FLAGS.ela_in_graph, FLAGS.qat_epochs, FLAGS.qat_learning_rate,
+                                 FLAGS.bake_threshold)
         print(format_report(reports))
 
     return run_main(job, FLAGS.debug)

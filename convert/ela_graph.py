@@ -38,6 +38,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
+from convert.variants import INTEGER_IO_DTYPE  # noqa: E402
 from ela.transform import ElaParams  # noqa: E402
 
 EXACT_LIMIT = 2 ** 24  # every integer up to here is exact in float32
@@ -454,26 +455,23 @@ def quantize_keeping_ela_float(model: tf_keras.Model, representative_dataset) ->
 
     A plain full-integer conversion (Optimize.DEFAULT + representative dataset) converts, but it
     quantises the ELA's convolutions and additions to int8 too, which destroys the map. Here the
-    model is calibrated as usual and then quantised with TFLite's selective quantisation
-    (tf.lite.experimental.QuantizationDebugger with the ELA's tensors deny-listed): the ELA
-    stays float32 and exact, what follows it becomes int8 behind one QUANTIZE op, and float
-    outputs become int8 (an ELA map output gets scale 1, zero point -128: still exact). Give
-    the Keras model a uint8 input (tf_keras.Input(..., dtype="uint8")), which stays uint8.
+    model is calibrated as usual and then quantised by the same MLIR quantiser the converter runs
+    for the plain int8 export, with the ELA's tensors deny-listed (selective quantisation, as
+    tf.lite.experimental.QuantizationDebugger does it): the ELA stays float32 and exact, what
+    follows it becomes int8 behind one QUANTIZE op, and float outputs become INTEGER_IO_DTYPE
+    (uint8) like the plain int8 export's, which standard clients require (an ELA map output gets
+    scale 1, zero point 0: still exact). Give the Keras model a uint8 input
+    (tf_keras.Input(..., dtype="uint8")), which stays uint8.
     `representative_dataset` yields lists of input arrays, as for TFLiteConverter.
     """
+    # The converter's own internals (the debugger uses the same two): calibrate only, then quantise.
+    from tensorflow.lite.python.convert import mlir_quantize
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    options = tf.lite.experimental.QuantizationDebugOptions
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=representative_dataset, debug_options=options(fully_quantize=True))
-    denylist = ela_tensor_names(debugger.calibrated_model, model)
-    try:
-        debugger.options = options(denylisted_nodes=denylist, fully_quantize=True)
-    except ValueError as err:
-        # The debugger re-checks its instrumented model and complains when nothing is left to
-        # quantise (a graph that is all ELA); the options are set by then, which is all we need.
-        if "debug mode" not in str(err):
-            raise
-    return debugger.get_nondebug_quantized_model()
+    converter.experimental_mlir_quantizer = True
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+    return mlir_quantize(calibrated, output_data_type=tf.as_dtype(INTEGER_IO_DTYPE),
+                         denylisted_nodes=ela_tensor_names(calibrated, model))

@@ -21,12 +21,13 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
+from convert.bake import bake_threshold  # noqa: E402
 from convert.ela_graph import ElaLayer, quantize_keeping_ela_float  # noqa: E402
 from convert.metadata import ModelInfo, write_metadata  # noqa: E402
 from convert.qat import fine_tune_quantized  # noqa: E402
 from convert.runtime import TfliteModel  # noqa: E402
-from convert.variants import (DEFAULT_VARIANTS, INTEGER_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE,  # noqa: E402
-                              VARIANT_TEXT, VARIANTS)
+from convert.variants import (DEFAULT_VARIANTS, INTEGER_IO_DTYPE, INTEGER_VARIANTS, QAT_EPOCHS,  # noqa: E402
+                              QAT_LEARNING_RATE, VARIANT_TEXT, VARIANTS)
 from train.configs import TrainConfig  # noqa: E402
 from train.data import DataError, Record, load_records, preprocess_records, select  # noqa: E402
 from train.io import atomic_write_bytes, atomic_write_json, make_folder  # noqa: E402
@@ -106,8 +107,7 @@ def to_tflite(model: tf_keras.Model, variant: str, calibration: np.ndarray | Non
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([img[None].astype(np.float32)] for img in calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8
-        converter.inference_output_type = tf.uint8
+        converter.inference_input_type = converter.inference_output_type = tf.as_dtype(INTEGER_IO_DTYPE)
     elif variant != "float32":
         raise ValueError(f"unknown variant {variant!r} — choose from {VARIANTS}")
     return converter.convert()
@@ -134,8 +134,8 @@ def agreement(reference: TfliteModel, other: TfliteModel, images: np.ndarray, th
             "mean_abs_diff": float(gap.mean()), "max_abs_diff": float(gap.max())}
 
 
-def with_ela_in_graph(run: Run) -> tf_keras.Model:
-    """The run's classifier behind an exact in-graph ELA: RGB pixels in, the same scores out."""
+def with_ela_in_graph(run: Run, model: tf_keras.Model) -> tf_keras.Model:
+    """`model` (the run's classifier) behind an exact in-graph ELA: RGB pixels in, the same scores out."""
     ela = run.config.ela
     if ela is None or ela.resolution != "resized":
         raise RunError(f"{run.folder}: --ela_in_graph needs a run trained with ELA at resolution 'resized' "
@@ -143,7 +143,7 @@ def with_ela_in_graph(run: Run) -> tf_keras.Model:
                        f"{'no ELA' if ela is None else 'ELA at full resolution'}")
     size = run.config.input_size
     image = tf_keras.Input((size, size, 3), name="image", dtype="uint8")
-    return tf_keras.Model(image, run.model(ElaLayer(ela)(image)), name=f"{run.model.name}_ela_in_graph")
+    return tf_keras.Model(image, model(ElaLayer(ela)(image)), name=f"{model.name}_ela_in_graph")
 
 
 def export_folder(run_folder: str | Path, out: str | Path | None = None) -> Path:
@@ -153,7 +153,8 @@ def export_folder(run_folder: str | Path, out: str | Path | None = None) -> Path
 
 def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAULT_VARIANTS, data: str | None = None,
                threshold: float = 0.5, check_images: int = 100, ela_in_graph: bool = False,
-               qat_epochs: int = QAT_EPOCHS, qat_learning_rate: float = QAT_LEARNING_RATE) -> list[dict]:
+               qat_epochs: int = QAT_EPOCHS, qat_learning_rate: float = QAT_LEARNING_RATE,
+               bake: bool = False) -> list[dict]:
     """Convert the run in `folder` to each variant under `out` (default folder/export).
 
     With `ela_in_graph` the model computes ELA itself (exactly as `ela.error_level`), takes the
@@ -161,6 +162,9 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     quantises the classifier behind it (float16/dynamic weights would break the ELA's exactness).
     int8_qat fine-tunes the run's model with quantisation-aware training first (`qat_epochs` at
     `qat_learning_rate`, see convert/qat.py); it is not available with `ela_in_graph`.
+    With `bake` the threshold is folded into the last layer (convert/bake.py) before converting:
+    every client's top-1 class is then the decision at `threshold`, the metadata's threshold is
+    0.5 and its `baked_threshold` the given one; the files get "_baked" in their names.
     """
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -174,7 +178,11 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
         unsupported = set(variants) - {"float32", "int8"}
         if unsupported:
             raise ValueError(f"--ela_in_graph exports float32 and int8 only, not {', '.join(sorted(unsupported))}")
-        model, suffix = with_ela_in_graph(run), "_ela_in_graph"
+    if bake:
+        model, suffix = bake_threshold(model, threshold), "_baked"
+    if ela_in_graph:
+        model, suffix = with_ela_in_graph(run, model), "_ela_in_graph" + suffix
+    info_threshold = 0.5 if bake else threshold  # what the exported scores are compared with
     info_template = ModelInfo(name="", preprocessing=prep, ela_in_graph=ela_in_graph)
     input_prep = info_template.input_preprocessing
     data = data or run.summary["data"]["path"]
@@ -193,9 +201,11 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
         print(f"converting {run.name} → {variant}")
         name = f"{run.name}{suffix}_{variant}"
         info = ModelInfo(name=name, preprocessing=prep, config=cfg.name, variant=variant,
-                         threshold=threshold, ela_in_graph=ela_in_graph,
+                         threshold=info_threshold, ela_in_graph=ela_in_graph,
+                         baked_threshold=threshold if bake else None,
                          description=f"FakeLens {cfg.description} ({VARIANT_TEXT.get(variant, variant)}"
-                                     f"{', ELA in graph' if ela_in_graph else ''}).",
+                                     f"{', ELA in graph' if ela_in_graph else ''}"
+                                     f"{f', threshold {threshold:g} baked in' if bake else ''}).",
                          extra={"protocol": cfg.protocol, "run": run.name,
                                 "data_counts": run.summary["data"].get("counts", {})})
         qat_summary = None
@@ -216,13 +226,15 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                   "float_ops": sorted(set(float_ops(model_bytes)))}
         if qat_summary:
             report["qat"] = qat_summary
+        if bake:
+            report["baked_threshold"] = threshold
         if variant in INTEGER_VARIANTS and report["float_ops"] and not ela_in_graph:
             raise RuntimeError(f"{path}: int8 model still has float ops {report['float_ops']} — "
                                f"this is a converter fallback, not an integer-only model")
         if reference is None and variant == "float32":
             reference = tfl
         if reference is not None and len(val):
-            report["vs_float32"] = agreement(reference, tfl, val, threshold)
+            report["vs_float32"] = agreement(reference, tfl, val, info_threshold)
         reports.append(report)
     atomic_write_json(out / f"conversion{suffix}.json", reports)
     return reports
@@ -239,6 +251,9 @@ def format_report(reports: list[dict]) -> str:
         ops = "none" if not r["float_ops"] else len(r["float_ops"])
         lines.append(f"| {r['variant']} | {r['size_bytes'] / 1024:.0f} | {r['input_dtype']} | {r['output_dtype']} | "
                      f"{ops} | {agrees} | {gap} |")
+    if reports and "baked_threshold" in reports[0]:
+        lines.append(f"\nthreshold {reports[0]['baked_threshold']:g} baked in: the top class is the decision at it "
+                     f"(the metadata's threshold is 0.5)")
     for r in reports:
         if "qat" in r:
             q = r["qat"]

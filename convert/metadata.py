@@ -4,9 +4,9 @@ The writer packs, with tflite-support's schema and populator: name, version, des
 author, licence; the input's image properties and normalisation (mean 0, std 1: the model takes
 RGB pixels 0..255 and rescales itself); the output's labels as an associated `labels.txt`; and
 everything a phone or the benchmark needs to preprocess exactly as in training — the
-`Preprocessing` (ELA parameters included), labels, score threshold — as an associated
-`fakelens.json`, repeated in the subgraph's custom metadata. `read_model_info` is the exact
-inverse; a model without these is a clear `MetadataError`.
+`Preprocessing` (ELA parameters included), labels, score threshold (and the threshold baked into
+the scores, if any) — as an associated `fakelens.json`, repeated in the subgraph's custom
+metadata. `read_model_info` is the exact inverse; a model without these is a clear `MetadataError`.
 """
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ class ModelInfo:
     labels: tuple[str, ...] = LABELS
     threshold: float = 0.5  # fake when p(fake) >= threshold
     ela_in_graph: bool = False
+    baked_threshold: float | None = None  # the threshold folded into the scores (`threshold` is then 0.5)
     description: str = "FakeLens: detects AI-generated (fake) vs real face images."
     version: str = "0.1.0"
     author: str = "FakeLens"
@@ -61,7 +62,8 @@ class ModelInfo:
     def to_json(self) -> dict:
         return {"schema_version": INFO_SCHEMA_VERSION, "model_name": self.name, "config": self.config,
                 "variant": self.variant, "labels": list(self.labels), "threshold": self.threshold,
-                "ela_in_graph": self.ela_in_graph, "preprocessing": self.preprocessing.to_dict(),
+                "ela_in_graph": self.ela_in_graph, "baked_threshold": self.baked_threshold,
+                "preprocessing": self.preprocessing.to_dict(),
                 "version": self.version, "extra": self.extra}
 
     @classmethod
@@ -82,10 +84,17 @@ class ModelInfo:
                        config=fields.text(d, "config", INFO_FILE, ""), variant=fields.text(d, "variant", INFO_FILE, ""),
                        threshold=fields.number(d, "threshold", INFO_FILE, 0.0, 1.0, open_interval=True),
                        ela_in_graph=fields.boolean(d, "ela_in_graph", INFO_FILE, False),
-                       description=description, version=fields.text(d, "version", INFO_FILE, ""), author=author,
-                       license=license, extra=extra)
+                       baked_threshold=baked_threshold(d), description=description,
+                       version=fields.text(d, "version", INFO_FILE, ""), author=author, license=license, extra=extra)
         except ValueError as err:
             raise MetadataError(f"{err} — re-export the model with `python -m convert`") from None
+
+
+def baked_threshold(d: dict) -> float | None:
+    """fakelens.json's `baked_threshold`: null, or the threshold in (0, 1) folded into the scores."""
+    if d.get("baked_threshold") is None:
+        return None
+    return fields.number(d, "baked_threshold", INFO_FILE, 0.0, 1.0, open_interval=True)
 
 
 def _input_metadata(info: ModelInfo) -> fb.TensorMetadataT:
@@ -112,7 +121,9 @@ def _input_metadata(info: ModelInfo) -> fb.TensorMetadataT:
 def _output_metadata(info: ModelInfo) -> fb.TensorMetadataT:
     meta = fb.TensorMetadataT()
     meta.name = "probability"
-    meta.description = f"Softmax over {list(info.labels)}; fake when p(fake) >= {info.threshold}."
+    meta.description = f"Softmax over {list(info.labels)}; fake when p(fake) >= {info.threshold}" + (
+        f" (threshold {info.baked_threshold} baked in: the top class is the decision)."
+        if info.baked_threshold is not None else ".")
     meta.content = fb.ContentT()
     meta.content.contentProperties = fb.FeaturePropertiesT()
     meta.content.contentPropertiesType = fb.ContentProperties.FeatureProperties

@@ -3,6 +3,9 @@
 DEFAULT_VARIANTS = ("float32", "float16", "dynamic", "int8")
 VARIANTS = DEFAULT_VARIANTS + ("int8_qat",)  # int8_qat trains for a few epochs, so only on request
 INTEGER_VARIANTS = ("int8", "int8_qat")
+# The input and output type of every integer export: standard clients (MediaPipe Tasks, the Task Library)
+# take uint8 or float32 tensors only, so a quantised int8 output would be refused.
+INTEGER_IO_DTYPE = "uint8"
 VARIANT_TEXT = {"int8_qat": "int8 after quantisation-aware training"}
 QAT_EPOCHS = 2  # int8_qat defaults
 QAT_LEARNING_RATE = 1e-5  # a tenth of the paper configs' training rate: adapt the weights, don't retrain

@@ -73,6 +73,40 @@ def tiny_export(tiny_run) -> dict:
     return {r["variant"]: r for r in reports}
 
 
+@pytest.fixture(scope="session")
+def tiny_ela_in_graph_export(tiny_run, tmp_path_factory) -> dict:
+    """float32 and int8 exports of the tiny run with the ELA in the graph (`--ela_in_graph`)."""
+    from convert.export import export_run
+    reports = export_run(tiny_run, tmp_path_factory.mktemp("ela_in_graph"), ("float32", "int8"), check_images=24,
+                         ela_in_graph=True)
+    return {r["variant"]: r for r in reports}
+
+
+@pytest.fixture(scope="session")
+def tiny_baked_export(tiny_run, tiny_export, demo_data, tmp_path_factory) -> dict:
+    """The float32 export of the tiny run with a threshold baked in, made by the command
+    (`convert --threshold t --bake_threshold`); float32 only, as converting is the slow part and int8
+    quantises the baked model like any other. t is the upper quartile of the float32 export's
+    p(fake) on the test images, so that a good share of them is decided differently at t than at 0.5."""
+    import json
+
+    import numpy as np
+
+    from convert.metadata import read_model_info
+    from convert.runtime import TfliteModel
+    from train.data import load_records, preprocess_records, select
+    path = tiny_export["float32"]["path"]
+    images, *_ = preprocess_records(select(load_records(demo_data), None, ["test"]),
+                                    read_model_info(path).input_preprocessing, "test images")
+    threshold = round(float(np.quantile(TfliteModel(path).probabilities(images)[:, 1], 0.75)), 4)
+    out = tmp_path_factory.mktemp("baked")
+    proc = run_cli("convert", "--run", str(tiny_run), "--out", str(out), "--variants", "float32",
+                   "--threshold", str(threshold), "--bake_threshold", "--check_images", "24")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    reports = json.loads((out / "conversion_baked.json").read_text())
+    return {"threshold": threshold, "stdout": proc.stdout, **{r["variant"]: r for r in reports}}
+
+
 def run_cli(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """Run `python -m <stage> ...` as a user would; returns the finished process."""
     full_env = dict(os.environ, **(env or {}))

@@ -47,7 +47,7 @@ def test_exported_metadata_round_trips_preprocessing(tiny_export):
 
 
 def test_metadata_round_trip_of_every_field(small_float_model):
-    info = ModelInfo(name="m", config="gan_sd_ela", variant="float32", threshold=0.37,
+    info = ModelInfo(name="m", config="gan_sd_ela", variant="float32", threshold=0.5, baked_threshold=0.37,
                      preprocessing=Preprocessing(64, ela=ElaParams(80, "auto", "full"), format_control=FormatControl(72, 91)),
                      extra={"protocol": "controlled"})
     back = read_model_info(write_metadata(small_float_model, info))
@@ -80,12 +80,12 @@ def test_threshold_chosen_on_validation_round_trips_through_metadata(tiny_export
     assert read_model_info(write_metadata(small_float_model, info)).threshold == chosen["threshold"]
 
 
-def test_ela_in_graph_export_matches_python_preprocessing(tiny_run, tiny_export, demo_data, tmp_path):
+def test_ela_in_graph_export_matches_python_preprocessing(tiny_run, tiny_export, tiny_ela_in_graph_export, demo_data,
+                                                         tmp_path):
     """The in-graph model fed resized RGB gives the scores the ordinary model gives on Python's ELA maps."""
     from convert.export import export_run
     from train.data import load_records, preprocess_records, select
-    reports = {r["variant"]: r for r in export_run(tiny_run, tmp_path, ("float32", "int8"), check_images=24,
-                                                   ela_in_graph=True)}
+    reports = tiny_ela_in_graph_export
     info = read_model_info(reports["float32"]["path"])
     assert info.ela_in_graph and info.preprocessing.ela == TINY_ELA and info.input_preprocessing.ela is None
     records = select(load_records(demo_data), None, ["test"])[:12]
@@ -95,7 +95,85 @@ def test_ela_in_graph_export_matches_python_preprocessing(tiny_run, tiny_export,
     ordinary = TfliteModel(tiny_export["float32"]["path"]).probabilities(ela_maps)
     assert np.allclose(in_graph, ordinary, atol=1e-4)
     int8 = reports["int8"]
-    assert int8["input_dtype"] == "uint8" and int8["vs_float32"]["decision_agreement"] >= 0.9
+    # uint8 in and out, like the plain int8 export: the standard clients refuse an int8 output
+    assert int8["input_dtype"] == "uint8" and int8["output_dtype"] == "uint8"
+    plain_int8 = TfliteModel(tiny_export["int8"]["path"]).output["quantization"]
+    assert TfliteModel(int8["path"]).output["quantization"] == plain_int8 == (1 / 256, 0)
+    # FakeLens dequantises it right: p(fake) follows the float32 export's
+    assert int8["vs_float32"]["decision_agreement"] >= 0.9 and int8["vs_float32"]["mean_abs_diff"] < 0.1
     assert "FULLY_CONNECTED" not in int8["float_ops"]  # the classifier is int8; only the ELA stays float
     with pytest.raises(ValueError, match="float32 and int8 only"):
         export_run(tiny_run, tmp_path, ("float16",), ela_in_graph=True)
+
+
+def _softmax_head_model(seed: int = 0):
+    import tf_keras
+    tf_keras.utils.set_random_seed(seed)
+    inputs = tf_keras.Input((4,))
+    hidden = tf_keras.layers.Dense(8, activation="relu")(inputs)
+    return tf_keras.Model(inputs, tf_keras.layers.Dense(2, activation="softmax", name="real_fake")(hidden))
+
+
+@pytest.mark.parametrize("threshold", [0.03, 0.3, 0.5, 0.8, 0.995])
+def test_baked_threshold_moves_the_decision_to_one_half(threshold):
+    from convert.bake import bake_threshold
+    model = _softmax_head_model()
+    before = [w.copy() for w in model.get_weights()]
+    x = np.random.default_rng(1).normal(0, 20, (4000, 4)).astype(np.float32)  # p(fake) across 0..1
+    p = model(x).numpy()[:, 1].astype(np.float64)
+    baked = bake_threshold(model, threshold)
+    q = baked(x).numpy()
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))  # a copy was changed
+    shift = np.log(threshold / (1 - threshold))
+    logit_p = np.log(p / (1 - p))
+    clear = np.abs(logit_p - shift) > 1e-4  # ties within float32 rounding are either way
+    assert clear.mean() > 0.99 and 0.05 < (p >= threshold).mean() < 0.95
+    assert np.array_equal((q[:, 1] >= 0.5)[clear], (p >= threshold)[clear])
+    assert np.array_equal((q[:, 1] >= q[:, 0])[clear], (p >= threshold)[clear])  # top-1 = the decision
+    # the log-odds move by -logit(t) (where float32 softmax is not saturated): a monotone change
+    unsaturated = (np.minimum(p, 1 - p) > 1e-4) & (q.min(axis=1) > 1e-4)
+    logit_q = np.log(q[:, 1].astype(np.float64) / q[:, 0])
+    assert unsaturated.mean() > 0.2 and np.allclose((logit_q - logit_p)[unsaturated], -shift, atol=1e-3)
+    if threshold == 0.5:
+        assert all(np.array_equal(a, b) for a, b in zip(baked.get_weights(), before))
+
+
+def test_bake_threshold_needs_the_softmax_head():
+    import tf_keras
+    from convert.bake import bake_threshold
+    inputs = tf_keras.Input((4,))
+    logits = tf_keras.Model(inputs, tf_keras.layers.Dense(2, name="logits")(inputs))
+    with pytest.raises(ValueError, match="2-unit softmax Dense"):
+        bake_threshold(logits, 0.3)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        bake_threshold(_softmax_head_model(), 1.0)
+
+
+def test_baked_export_decides_as_the_unbaked_model_at_its_threshold(tiny_export, tiny_baked_export, demo_data):
+    """Detector and the benchmark's accuracy on the baked export, at its metadata's threshold (0.5),
+    give the unbaked export's decisions at the threshold that was baked in."""
+    from benchmark.detector import Detector
+    from benchmark.metrics import accuracy
+    from train.data import load_records, select
+    t = tiny_baked_export["threshold"]
+    assert tiny_baked_export["float32"]["path"].endswith("tiny_baked_float32.tflite")
+    baked, plain = Detector(tiny_baked_export["float32"]["path"], 1), Detector(tiny_export["float32"]["path"], 1)
+    assert baked.info.threshold == 0.5 and baked.info.baked_threshold == t and plain.info.baked_threshold is None
+    assert f"threshold {t:g} baked in" in baked.info.description
+    assert f"threshold {t:g} baked in" in tiny_baked_export["stdout"]  # the command's report says so
+    records = select(load_records(demo_data), None, ["test"])
+    paths, y = [str(r.path) for r in records], np.array([r.y for r in records])
+    got = list(baked.predict_many(paths))
+    p_baked = np.array([g.p_fake for g in got])
+    p_plain = np.array([g.p_fake for g in plain.predict_many(paths)])
+    assert ((p_plain >= t) != (p_plain >= 0.5)).sum() >= 3  # t does change decisions on these images
+    assert [g.label == "fake" for g in got] == (p_plain >= t).tolist()
+    assert accuracy(y, p_baked, baked.threshold) == accuracy(y, p_plain, t)
+
+
+def test_model_info_rejects_a_bad_baked_threshold():
+    good = ModelInfo(name="m", preprocessing=Preprocessing(64)).to_json()
+    assert good["baked_threshold"] is None and ModelInfo.from_json(good).baked_threshold is None
+    for bad in (1.0, 0, "0.3", True):
+        with pytest.raises(ValueError, match="baked_threshold"):
+            ModelInfo.from_json(dict(good, baked_threshold=bad))

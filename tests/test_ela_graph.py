@@ -232,7 +232,9 @@ def test_int8_classifier_after_float_ela():
     assert {"CONV_2D", "FLOOR"} <= float_ops
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"} <= int8_ops
     details = interp.get_output_details()
+    assert [d["dtype"] for d in details] == [np.uint8, np.uint8]  # like the plain int8 export: clients need it
     (ela_detail, ela_value), = [(d, v) for d, v in zip(details, run_tflite(quantised, images))
                                 if v.shape == images.shape]
-    scale, zero = ela_detail["quantization"]        # int8, scale 1 and zero point -128
+    scale, zero = ela_detail["quantization"]
+    assert (scale, zero) == (1.0, 0)                # the 0..255 map as it is
     assert_same((ela_value.astype(np.float32) - zero) * scale, reference(images, params))

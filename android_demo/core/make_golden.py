@@ -147,10 +147,12 @@ def fake_tflite(g: Golden, name: str, meta: dict, compression: int) -> str:
 
 
 def metadata_cases(g: Golden):
-    def meta(name, variant, ela, ela_in_graph=False, fc=None, threshold=0.5, size=224, labels=("real", "fake")):
+    def meta(name, variant, ela, ela_in_graph=False, fc=None, threshold=0.5, size=224, labels=("real", "fake"),
+             **more):
         pre = Preprocessing(input_size=size, ela=ela, format_control=fc).to_dict()
         return {"schema_version": 1, "model_name": name, "config": name.split("_")[1], "variant": variant,
-                "labels": list(labels), "threshold": threshold, "ela_in_graph": ela_in_graph, "preprocessing": pre}
+                "labels": list(labels), "threshold": threshold, "ela_in_graph": ela_in_graph, "preprocessing": pre,
+                **more}
 
     cases = [
         ("gan_int8.json", meta("fakelens_gan_int8", "int8", ElaParams(90, "auto", "full"))),
@@ -158,6 +160,8 @@ def metadata_cases(g: Golden):
         ("rgb_int8.json", meta("fakelens_rgb_int8", "int8", None, size=96, labels=("real", "fake"))),
         ("graph_fc.json", meta("fakelens_graph_float16", "float16", ElaParams(95, 20.0, "resized"), ela_in_graph=True,
                                fc=FormatControl(70, 95), threshold=0.7, size=128)),
+        # `convert --bake_threshold`: the threshold folded into the scores, the metadata's at 0.5
+        ("baked_int8.json", meta("fakelens_baked_int8", "int8", ElaParams(90, "auto", "full"), baked_threshold=0.62)),
     ]
     for fname, m in cases:
         text = json.dumps(m, indent=2)

@@ -167,6 +167,7 @@ class MainActivity : AppCompatActivity() {
             else -> "on-device ELA q${ela.quality}, scale ${if (ela.scale is ElaScale.Auto) "auto" else (ela.scale as ElaScale.Fixed).factor}, ${ela.resolution.json} resolution"
         }
         val fc = pre.formatControl?.let { ", format control q${it.qualityMin}..${it.qualityMax}" } ?: ""
-        return "${info.modelName} (${info.variant}) · input ${pre.inputSize}px · $elaText$fc · labels ${info.labels} · threshold ${info.threshold}"
+        val baked = info.bakedThreshold?.let { " (threshold $it baked into the scores)" } ?: ""
+        return "${info.modelName} (${info.variant}) · input ${pre.inputSize}px · $elaText$fc · labels ${info.labels} · threshold ${info.threshold}$baked"
     }
 }

@@ -81,10 +81,15 @@ data class ModelInfo(
     val threshold: Double,
     val elaInGraph: Boolean,
     val preprocessing: Preprocessing,
+    /** The threshold folded into the scores by `convert --bake_threshold` (then [threshold] is 0.5), or null. */
+    val bakedThreshold: Double? = null,
 ) {
     init {
         if (labels.size != 2) throw ModelInfoException("expected 2 labels [real, fake], got $labels")
         if (!(threshold >= 0.0 && threshold <= 1.0)) throw ModelInfoException("threshold must be in [0, 1], got $threshold")
+        if (bakedThreshold != null && !(bakedThreshold > 0.0 && bakedThreshold < 1.0)) {
+            throw ModelInfoException("baked_threshold must lie strictly between 0 and 1, got $bakedThreshold")
+        }
     }
 
     /** ELA the app must compute itself (null when the model takes plain RGB or computes ELA in-graph). */
@@ -121,6 +126,7 @@ data class ModelInfo(
                 threshold = d.number("threshold", 0.5),
                 elaInGraph = d.bool("ela_in_graph", false),
                 preprocessing = preprocessingFromJson(d["preprocessing"].asObject("preprocessing")),
+                bakedThreshold = d.optionalNumber("baked_threshold"),
             )
         }
 
@@ -158,8 +164,10 @@ data class ModelInfo(
             }
         }
 
-        private fun Map<String, Any?>.number(key: String, default: Double): Double = when (val v = this[key]) {
-            null -> default
+        private fun Map<String, Any?>.number(key: String, default: Double): Double = optionalNumber(key) ?: default
+
+        private fun Map<String, Any?>.optionalNumber(key: String): Double? = when (val v = this[key]) {
+            null -> null
             is Number -> v.toDouble()
             else -> throw ModelInfoException("\"$key\" must be a number, got $v")
         }

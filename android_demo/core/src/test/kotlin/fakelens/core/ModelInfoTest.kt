@@ -31,6 +31,15 @@ class ModelInfoTest {
         assertEquals(Preprocessing(224, ElaParams(90, ElaScale.Auto, ElaResolution.FULL), null), m.preprocessing)
         assertEquals(ElaParams(90), m.elaOnDevice)
         assertEquals(1, m.fakeIndex)
+        assertNull(m.bakedThreshold)
+    }
+
+    @Test
+    fun `a baked threshold is read, and the decision stays at the metadata's threshold`() {
+        val m = ModelInfo.parse(sample.replace("\"ela_in_graph\": false", "\"ela_in_graph\": false, \"baked_threshold\": 0.62"))
+        assertEquals(0.62, m.bakedThreshold)
+        assertEquals(0.5, m.threshold)
+        assertNull(ModelInfo.parse(sample.replace("\"ela_in_graph\": false", "\"ela_in_graph\": false, \"baked_threshold\": null")).bakedThreshold)
     }
 
     /** Every fakelens.json make_golden.py wrote (from ela.Preprocessing.to_dict) maps onto ModelInfo. */
@@ -89,6 +98,8 @@ class ModelInfoTest {
         bad(sample.replace("\"input_size\": 224", "\"input_size\": 16"), "input_size")
         bad(sample.replace("\"bilinear\"", "\"bicubic\""), "bilinear")
         bad(sample.replace("\"threshold\": 0.5", "\"threshold\": 1.5"), "threshold")
+        bad(sample.replace("\"threshold\": 0.5", "\"threshold\": 0.5, \"baked_threshold\": 1.0"), "baked_threshold")
+        bad(sample.replace("\"threshold\": 0.5", "\"threshold\": 0.5, \"baked_threshold\": \"0.3\""), "baked_threshold")
         bad(sample.replace("[\"real\", \"fake\"]", "[\"real\"]"), "labels")
         bad(sample.replace("\"ela_in_graph\": false", "\"ela_in_graph\": \"no\""), "ela_in_graph")
         bad(sample.replace("\"format_control\": null", "\"format_control\": {\"quality_min\": 90, \"quality_max\": 80}"), "format-control")
@@ -105,6 +116,7 @@ class ModelInfoTest {
             assertEquals(e["labels"], m.labels)
             assertEquals(e.double("threshold"), m.threshold)
             assertEquals(e["ela_in_graph"], m.elaInGraph)
+            assertEquals((e["baked_threshold"] as Number?)?.toDouble(), m.bakedThreshold)
             val p = e["preprocessing"] as Map<String, Any?>
             assertEquals(p.int("input_size"), m.preprocessing.inputSize)
             assertEquals(p["resize"], m.preprocessing.resize)
