@@ -23,7 +23,7 @@ from tensorflow_lite_support.metadata import metadata_schema_py_generated as fb
 from tensorflow_lite_support.metadata import schema_py_generated as tfl_schema
 from tensorflow_lite_support.metadata.python import metadata as tflite_metadata
 
-from ela import Preprocessing, fields
+from ela import Preprocessing, __version__, fields
 from ela.files import MAX_MODEL_BYTES, FileProblem, read_regular
 
 INFO_FILE = "fakelens.json"
@@ -49,7 +49,7 @@ class ModelInfo:
     ela_in_graph: bool = False
     baked_threshold: float | None = None  # the threshold folded into the scores (`threshold` is then 0.5)
     description: str = "FakeLens: detects AI-generated (fake) vs real face images."
-    version: str = "0.1.0"
+    version: str = __version__
     author: str = "FakeLens"
     license: str = "Apache-2.0 (code); see the training data's licences for the weights"
     extra: dict = field(default_factory=dict)  # free-form facts (e.g. training data hash)

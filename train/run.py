@@ -39,6 +39,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
+from ela import __version__  # noqa: E402
 from train.configs import TrainConfig  # noqa: E402
 from train.augment import augmented  # noqa: E402
 from train.data import DataError, Record, load_records, select, write_skipped  # noqa: E402
@@ -48,7 +49,6 @@ from train.io import atomic_path, atomic_write_json, atomic_write_text, make_fol
 from train.model import build_model, mobilenet_trainable_count, split_frozen_trunk  # noqa: E402
 from train.pipeline import load_all  # noqa: E402
 
-FAKELENS_VERSION = "0.1.0"
 
 
 class RunExistsError(RuntimeError):
@@ -223,7 +223,7 @@ def _train_run(cfg: TrainConfig, data: str | Path, out: Path, overwrite: bool, p
     if not finished:
         cfg = resolve_sources(cfg, records, data)
     summary = {
-        "fakelens_version": FAKELENS_VERSION,
+        "fakelens_version": __version__,
         "config": json.loads(json.dumps(cfg.to_dict())),
         "data": {"path": str(Path(data).resolve())},
         "training": {"strategy": placement.name, "workers": placement.num_workers, "replicas": placement.replicas,
