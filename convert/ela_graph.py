@@ -30,15 +30,13 @@ colour work is done eight pixels per position ([B, H, W/8, 24] is a free reshape
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-import tensorflow as tf  # noqa: E402
-import tf_keras  # noqa: E402
+from ela.tf_env import quiet_conversion  # first: FakeLens' TensorFlow defaults, loaded without start-up noise
+import tensorflow as tf
+import tf_keras
 
-from ela.transform import ElaParams  # noqa: E402
+from ela.transform import ElaParams
 
 EXACT_LIMIT = 2 ** 24  # every integer up to here is exact in float32
 
@@ -466,14 +464,15 @@ def quantize_keeping_ela_float(model: tf_keras.Model, representative_dataset) ->
     converter.representative_dataset = representative_dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     options = tf.lite.experimental.QuantizationDebugOptions
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=representative_dataset, debug_options=options(fully_quantize=True))
-    denylist = ela_tensor_names(debugger.calibrated_model, model)
-    try:
-        debugger.options = options(denylisted_nodes=denylist, fully_quantize=True)
-    except ValueError as err:
-        # The debugger re-checks its instrumented model and complains when nothing is left to
-        # quantise (a graph that is all ELA); the options are set by then, which is all we need.
-        if "debug mode" not in str(err):
-            raise
-    return debugger.get_nondebug_quantized_model()
+    with quiet_conversion():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=representative_dataset, debug_options=options(fully_quantize=True))
+        denylist = ela_tensor_names(debugger.calibrated_model, model)
+        try:
+            debugger.options = options(denylisted_nodes=denylist, fully_quantize=True)
+        except ValueError as err:
+            # The debugger re-checks its instrumented model and complains when nothing is left to
+            # quantise (a graph that is all ELA); the options are set by then, which is all we need.
+            if "debug mode" not in str(err):
+                raise
+        return debugger.get_nondebug_quantized_model()
