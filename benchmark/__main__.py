@@ -12,17 +12,15 @@ written but a gate failed (one `gate failed:` line per violation on stderr).
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
-from benchmark.gates import gate_failures, parse_floors  # noqa: E402
-from benchmark.invariance import PROBE_TEXT, PROBES, parse_probes  # noqa: E402
-from benchmark.robustness import CONDITIONS, parse_conditions  # noqa: E402
-from train.cli import main_entry, run_main  # noqa: E402
+from benchmark.gates import gate_failures, parse_floors
+from benchmark.invariance import PROBE_TEXT, PROBES, parse_probes
+from benchmark.robustness import CONDITIONS, parse_conditions
+from train.cli import main_entry, run_main
 
 GATE_FAILED = 3
 
@@ -32,7 +30,8 @@ flags.DEFINE_string("data", "demo_data", "Dataset: a folder with MANIFEST.csv, o
 flags.DEFINE_enum("split", "test", ["test", "val"], "Split the test sets are drawn from: the test split, or the "
                   "validation split to compare recipes without looking at the test split.")
 flags.DEFINE_string("out", "reports/latest", "Report folder: benchmark.md, benchmark.json, report.html (one "
-                    "self-contained page with plots and Grad-CAM images) and skipped.csv.")
+                    "self-contained page with plots and Grad-CAM images), skipped.csv and cards/<model>.md (each "
+                    "model's card with the invariance probes filled in).")
 flags.DEFINE_alias("report", "out")
 flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts for the latency table.")
 flags.DEFINE_integer("latency_runs", 30, "Timed inferences per model and thread count (after 5 warm-up runs), "
@@ -86,7 +85,8 @@ def main(argv):
                     out.rmdir()  # a failed run leaves no empty report folder behind
                 raise
             print(write_report(result, FLAGS.out))
-        print(f"\nreport: {FLAGS.out}/report.html, {FLAGS.out}/benchmark.md, {FLAGS.out}/benchmark.json")
+        print(f"\nreport: {FLAGS.out}/report.html, {FLAGS.out}/benchmark.md, {FLAGS.out}/benchmark.json; "
+              f"model cards: {FLAGS.out}/cards/")
         failures.extend(gate_failures(result, floors, FLAGS.max_quant_drop, FLAGS.max_flip))
 
     code = run_main(job, FLAGS.debug)

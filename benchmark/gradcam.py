@@ -11,20 +11,19 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-import tensorflow as tf  # noqa: E402
-import tf_keras  # noqa: E402
+from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
+import tensorflow as tf
+import tf_keras
 
-from convert.export import load_run  # noqa: E402
-from ela import read_image  # noqa: E402
-from train.data import Record  # noqa: E402
+from convert.export import load_run
+from ela import read_image
+from train.data import Record
 
 # Categories with fake as the positive class: (truth is fake, called fake).
 CATEGORIES = {

@@ -18,8 +18,10 @@ import numpy as np
 from convert.runtime import TfliteModel
 from ela import Preprocessing
 from ela.files import MAX_MODEL_BYTES, read_regular
+from ela.stderr_filter import filtered_stderr
 
 STATUS = Path("/proc/self/status")
+INTERPRETER_NOISE = ("Created TensorFlow Lite XNNPACK delegate for CPU.",)
 
 
 def _status_kib(field: str) -> int:
@@ -57,10 +59,16 @@ def measure(model_path: str, image: np.ndarray, threads: int, runs: int = 30, wa
             "p99_ms": float(p99), "peak_mib": (_status_kib("VmHWM") - baseline) / 1024}
 
 
+def _measure_quietly(*args) -> dict:
+    """`measure`, without the interpreter's notice that every fresh process repeats."""
+    with filtered_stderr(INTERPRETER_NOISE):
+        return measure(*args)
+
+
 def measure_in_child(model_path: str | Path, image: np.ndarray, threads: int, runs: int = 30) -> dict:
     """`measure` in a fresh spawned process (nothing loaded or cached from earlier models)."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(measure, str(model_path), image, threads, runs).result()
+        return pool.submit(_measure_quietly, str(model_path), image, threads, runs).result()
 
 
 def add_ratios(rows: list[dict]) -> list[dict]:

@@ -10,18 +10,9 @@ import math
 
 import numpy as np
 
+from train.metrics import roc_auc, wilson_interval  # noqa: F401  (part of this module's API)
+
 BOOTSTRAP_ROUNDS = 1000
-
-
-def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval for a proportion (sensible at 0, 1 and small n)."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = correct / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def accuracy(y_true: np.ndarray, score: np.ndarray, threshold: float) -> dict:
@@ -31,15 +22,6 @@ def accuracy(y_true: np.ndarray, score: np.ndarray, threshold: float) -> dict:
     n = int(len(y_true))
     return {"n": n, "n_real": int((y_true == 0).sum()), "n_fake": int((y_true == 1).sum()),
             "accuracy": correct / n if n else math.nan, "ci95": list(wilson_interval(correct, n))}
-
-
-def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Chance that a random fake scores above a random real (ties count half); nan if a class is missing."""
-    pos, neg = score[y_true == 1], score[y_true == 0]
-    if not len(pos) or not len(neg):
-        return math.nan
-    wins = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
-    return float(wins)
 
 
 def _cumulative_counts(y_true: np.ndarray, score: np.ndarray):

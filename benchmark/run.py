@@ -13,6 +13,7 @@ import numpy as np
 
 from convert.metadata import ModelInfo, read_model_info
 from convert.runtime import TfliteModel
+from benchmark.cards import write_cards
 from benchmark.gradcam import gallery, render_gradcam
 from benchmark.html_report import write_html
 from benchmark.invariance import PROBES, invariance_rows, render_invariance
@@ -172,7 +173,8 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
 
 def write_report(result: dict, out: str | Path) -> str:
     """Write benchmark.md, benchmark.json, report.html (self-contained: tables, plots, Grad-CAM
-    images) and skipped.csv under `out`; return the Markdown."""
+    images), skipped.csv and cards/<model>.md (each model's card with its invariance probes)
+    under `out`; return the Markdown."""
     out = Path(out)
     parts = [render_table(1, result["models"]), render_table(2, result["models"]), render_detection(result["models"]),
              render_held_out(result["models"]), render_robustness(result["robustness"]),
@@ -189,4 +191,5 @@ def write_report(result: dict, out: str | Path) -> str:
     atomic_write_json(out / "benchmark.json", serialisable)
     write_html(serialisable, out / "report.html")
     write_skipped(result["skipped"], out / "skipped.csv")
+    write_cards(result, out)
     return text

@@ -8,18 +8,15 @@ real photo wants a threshold with a bounded false-positive rate; others want bal
 """
 from __future__ import annotations
 
-import os
+import numpy as np
+from absl import app, flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from benchmark.metrics import accuracy, threshold_for  # noqa: E402
-from benchmark.run import train_sources  # noqa: E402
-from convert.metadata import read_model_info  # noqa: E402
-from convert.runtime import TfliteModel  # noqa: E402
-from train.cli import main_entry, run_main  # noqa: E402
-from train.data import DataError, load_records, preprocess_records, select  # noqa: E402
+from benchmark.metrics import accuracy, threshold_for
+from benchmark.run import train_sources
+from convert.metadata import read_model_info
+from convert.runtime import TfliteModel
+from train.cli import main_entry, run_main
+from train.data import DataError, load_records, preprocess_records, select
 
 
 def choose_threshold(model_path: str, data: str, target: str) -> dict:

@@ -8,13 +8,10 @@ Examples:
 """
 from __future__ import annotations
 
-import os
+from absl import app, flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from absl import app, flags  # noqa: E402
-
-from convert.variants import DEFAULT_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE, VARIANTS  # noqa: E402
-from train.cli import main_entry, run_main  # noqa: E402
+from convert.variants import DEFAULT_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE, VARIANTS
+from train.cli import main_entry, run_main
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run", None, "Training run folder (from `python -m train`).")

@@ -30,16 +30,14 @@ colour work is done eight pixels per position ([B, H, W/8, 24] is a free reshape
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-import tensorflow as tf  # noqa: E402
-import tf_keras  # noqa: E402
+from ela.tf_env import quiet_conversion  # first: FakeLens' TensorFlow defaults, loaded without start-up noise
+import tensorflow as tf
+import tf_keras
 
-from convert.variants import INTEGER_IO_DTYPE  # noqa: E402
-from ela.transform import ElaParams  # noqa: E402
+from convert.variants import INTEGER_IO_DTYPE
+from ela.transform import ElaParams
 
 EXACT_LIMIT = 2 ** 24  # every integer up to here is exact in float32
 
@@ -472,6 +470,7 @@ def quantize_keeping_ela_float(model: tf_keras.Model, representative_dataset) ->
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.experimental_mlir_quantizer = True
     converter._experimental_calibrate_only = True
-    calibrated = converter.convert()
-    return mlir_quantize(calibrated, output_data_type=tf.as_dtype(INTEGER_IO_DTYPE),
-                         denylisted_nodes=ela_tensor_names(calibrated, model))
+    with quiet_conversion():
+        calibrated = converter.convert()
+        return mlir_quantize(calibrated, output_data_type=tf.as_dtype(INTEGER_IO_DTYPE),
+                             denylisted_nodes=ela_tensor_names(calibrated, model))

@@ -6,31 +6,32 @@ training (ELA included), and forced to integer-only builtin ops with uint8 input
 phone's int8 delegate never meets a silent float fallback; int8_qat is converted the same way
 from the fine-tuned QAT model. Every file gets FakeLens metadata.
 After converting, each file is checked: its ops' types, its I/O types, its size, and how often
-it agrees with float32 on validation images.
+it agrees with float32 on validation images. The model card (convert/model_card.py) is written
+beside the files and packed into each.
 """
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-import tensorflow as tf  # noqa: E402
-import tf_keras  # noqa: E402
+from ela.tf_env import quiet_conversion  # first: FakeLens' TensorFlow defaults, loaded without start-up noise
+import tensorflow as tf
+import tf_keras
 
-from convert.bake import bake_threshold  # noqa: E402
-from convert.ela_graph import ElaLayer, quantize_keeping_ela_float  # noqa: E402
-from convert.metadata import ModelInfo, write_metadata  # noqa: E402
-from convert.qat import fine_tune_quantized  # noqa: E402
-from convert.runtime import TfliteModel  # noqa: E402
-from convert.variants import (DEFAULT_VARIANTS, INTEGER_IO_DTYPE, INTEGER_VARIANTS, QAT_EPOCHS,  # noqa: E402
-                              QAT_LEARNING_RATE, VARIANT_TEXT, VARIANTS)
-from train.configs import TrainConfig  # noqa: E402
-from train.data import DataError, Record, load_records, preprocess_records, select  # noqa: E402
-from train.io import atomic_write_bytes, atomic_write_json, make_folder  # noqa: E402
+from convert.bake import bake_threshold
+from convert.ela_graph import ElaLayer, quantize_keeping_ela_float
+from convert.metadata import CARD_FILE, ModelInfo, write_metadata
+from convert.model_card import convert_command, export_card
+from convert.qat import fine_tune_quantized
+from convert.runtime import TfliteModel
+from convert.variants import (DEFAULT_VARIANTS, INTEGER_IO_DTYPE, INTEGER_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE,
+                              VARIANT_TEXT, VARIANTS)
+from train.configs import TrainConfig
+from train.data import DataError, Record, load_records, preprocess_records, select
+from train.io import atomic_write_bytes, atomic_write_json, atomic_write_text, make_folder
 
 FLOAT_TYPES = (np.float32, np.float16)
 
@@ -110,7 +111,8 @@ def to_tflite(model: tf_keras.Model, variant: str, calibration: np.ndarray | Non
         converter.inference_input_type = converter.inference_output_type = tf.as_dtype(INTEGER_IO_DTYPE)
     elif variant != "float32":
         raise ValueError(f"unknown variant {variant!r} — choose from {VARIANTS}")
-    return converter.convert()
+    with quiet_conversion():
+        return converter.convert()
 
 
 def float_ops(model: bytes) -> list[str]:
@@ -170,6 +172,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     if unknown:
         raise ValueError(f"unknown variant(s) {', '.join(unknown)} — choose from {','.join(VARIANTS)}")
     run = load_run(folder)
+    out_arg, data_arg = out, data  # as given, for the card's convert command
     out = make_folder(export_folder(run.folder, out))  # fail before converting, not after
     cfg = run.config
     prep = cfg.preprocessing()
@@ -196,7 +199,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     val, *_ = preprocess_records(interleave(select(records, cfg.sources, ["val"]), check_images), input_prep,
                                  "check images")
 
-    reports, reference = [], None
+    reports, reference, pending = [], None, []  # pending: written once the card inside each is known
     for variant in variants:
         print(f"converting {run.name} → {variant}")
         name = f"{run.name}{suffix}_{variant}"
@@ -219,7 +222,6 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
             converted = to_tflite(model, variant, calibration)
         model_bytes = write_metadata(converted, info)
         path = out / f"{name}.tflite"
-        atomic_write_bytes(path, model_bytes)
         tfl = TfliteModel(model_bytes)
         report = {"variant": variant, "path": str(path), "size_bytes": len(model_bytes),
                   "input_dtype": np.dtype(tfl.input["dtype"]).name, "output_dtype": np.dtype(tfl.output["dtype"]).name,
@@ -236,7 +238,21 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
         if reference is not None and len(val):
             report["vs_float32"] = agreement(reference, tfl, val, info_threshold)
         reports.append(report)
+        pending.append((path, converted, info))
+    card_info = ModelInfo(name=run.name, preprocessing=prep, config=cfg.name, threshold=info_threshold,
+                          ela_in_graph=ela_in_graph, baked_threshold=threshold if bake else None,
+                          description=f"FakeLens {cfg.description}")
+    command = convert_command(run, out_arg, variants, data_arg, threshold, check_images, ela_in_graph, qat_epochs,
+                              qat_learning_rate, bake)
+    card = export_card(run, records, data, card_info, reports, out, command)
+    for (path, converted, info), report in zip(pending, reports):
+        model_bytes = write_metadata(converted, info, card)
+        atomic_write_bytes(path, model_bytes)
+        report["size_bytes"] = len(model_bytes)
+    card_path = out / f"{Path(CARD_FILE).stem}{suffix}.md"
+    atomic_write_text(card_path, card)
     atomic_write_json(out / f"conversion{suffix}.json", reports)
+    print(f"model card: {card_path} (also inside each .tflite as {CARD_FILE})")
     return reports
 
 

@@ -18,6 +18,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
 import flatbuffers
 from tensorflow_lite_support.metadata import metadata_schema_py_generated as fb
 from tensorflow_lite_support.metadata import schema_py_generated as tfl_schema
@@ -28,10 +29,12 @@ from ela.files import MAX_MODEL_BYTES, FileProblem, read_regular
 
 INFO_FILE = "fakelens.json"
 LABEL_FILE = "labels.txt"
+CARD_FILE = "MODEL_CARD.md"  # the export's model card (convert/model_card.py), when given
 CUSTOM_NAME = "fakelens"
 INFO_SCHEMA_VERSION = 1
 LABELS = ("real", "fake")  # output order of every FakeLens classifier
 MAX_ASSOCIATED_BYTES = 1 << 20  # associated files are small text; refuse anything larger
+INPUT_MEAN, INPUT_STD = 0.0, 1.0  # the input's normalisation: none, the model rescales pixels 0..255 itself
 
 
 class MetadataError(ValueError):
@@ -108,7 +111,7 @@ def _input_metadata(info: ModelInfo) -> fb.TensorMetadataT:
     meta.content.contentProperties.colorSpace = fb.ColorSpaceType.RGB
     meta.content.contentPropertiesType = fb.ContentProperties.ImageProperties
     norm = fb.NormalizationOptionsT()
-    norm.mean, norm.std = [0.0], [1.0]
+    norm.mean, norm.std = [INPUT_MEAN], [INPUT_STD]
     unit = fb.ProcessUnitT()
     unit.optionsType = fb.ProcessUnitOptions.NormalizationOptions
     unit.options = norm
@@ -137,8 +140,9 @@ def _output_metadata(info: ModelInfo) -> fb.TensorMetadataT:
     return meta
 
 
-def write_metadata(model: bytes, info: ModelInfo) -> bytes:
-    """Return `model` (a .tflite flatbuffer) with FakeLens metadata and associated files."""
+def write_metadata(model: bytes, info: ModelInfo, card: str = "") -> bytes:
+    """Return `model` (a .tflite flatbuffer) with FakeLens metadata and associated files
+    (with `card`, the model card as MODEL_CARD.md too)."""
     info_json = json.dumps(info.to_json(), indent=2, sort_keys=True).encode("utf-8")
     model_meta = fb.ModelMetadataT()
     model_meta.name = info.name
@@ -151,6 +155,14 @@ def write_metadata(model: bytes, info: ModelInfo) -> bytes:
     info_file.description = "FakeLens preprocessing (ELA parameters, input size), labels and threshold (JSON)."
     info_file.type = fb.AssociatedFileType.DESCRIPTIONS
     model_meta.associatedFiles = [info_file]
+    files = {INFO_FILE: info_json, LABEL_FILE: ("\n".join(info.labels) + "\n").encode("utf-8")}
+    if card:
+        card_file = fb.AssociatedFileT()
+        card_file.name = CARD_FILE
+        card_file.description = "Model card: intended use, training data, preprocessing, validation, limits (Markdown)."
+        card_file.type = fb.AssociatedFileType.DESCRIPTIONS
+        model_meta.associatedFiles.append(card_file)
+        files[CARD_FILE] = card.encode("utf-8")
     subgraph = fb.SubGraphMetadataT()
     subgraph.inputTensorMetadata = [_input_metadata(info)]
     subgraph.outputTensorMetadata = [_output_metadata(info)]
@@ -164,8 +176,7 @@ def write_metadata(model: bytes, info: ModelInfo) -> bytes:
     builder.Finish(model_meta.Pack(builder), tflite_metadata.MetadataPopulator.METADATA_FILE_IDENTIFIER)
     populator = tflite_metadata.MetadataPopulator.with_model_buffer(model)
     populator.load_metadata_buffer(builder.Output())
-    populator.load_associated_file_buffers({INFO_FILE: info_json,
-                                            LABEL_FILE: ("\n".join(info.labels) + "\n").encode("utf-8")})
+    populator.load_associated_file_buffers(files)
     populator.populate()
     return bytes(populator.get_model_buffer())
 
@@ -186,6 +197,14 @@ def _associated_file(model: bytes, name: str, where: str) -> bytes:
     except (OSError, EOFError, NotImplementedError, ValueError, zlib.error) as err:  # a damaged archive entry
         raise MetadataError(f"{where}: damaged associated file {name} ({err.__class__.__name__}) — copy or "
                             f"export the model again") from None
+
+
+def read_model_card(model: str | Path) -> str:
+    """The model card packed into a FakeLens .tflite, or "" for an export without one."""
+    try:
+        return _associated_file(read_model_bytes(model), CARD_FILE, str(model)).decode("utf-8")
+    except MetadataError:
+        return ""
 
 
 def tensor_shapes(model: bytes) -> tuple[list[list[int]], list[list[int]]]:

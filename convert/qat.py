@@ -28,21 +28,20 @@ How the model is prepared (`quantize_aware`):
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-import tensorflow_model_optimization as tfmot  # noqa: E402
-import tf_keras  # noqa: E402
+from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
+import tensorflow_model_optimization as tfmot
+import tf_keras
 # The input's QuantizeLayer is not in tfmot's public API; it is needed to tell it from the wrappers.
-from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer  # noqa: E402
+from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer
 
-from convert.variants import QAT_EPOCHS, QAT_LEARNING_RATE  # noqa: E402
-from train.configs import TrainConfig  # noqa: E402
-from train.data import DataError, Record, preprocess_records, select  # noqa: E402
-from train.run import seed_everything  # noqa: E402
+from convert.variants import QAT_EPOCHS, QAT_LEARNING_RATE
+from train.configs import TrainConfig
+from train.data import DataError, Record, preprocess_records, select
+from train.run import seed_everything
 
 PIXEL_RANGE = (0.0, 255.0)  # the input range, so the uint8 input takes raw pixels (scale 1, zero point 0)
 RANGE_KINDS = ("output", "pre_activation")  # activation ranges set_activation_ranges knows how to start

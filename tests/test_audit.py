@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.audit import audit, file_properties, render
+from benchmark.audit import audit, render
 from train.demo_data import synthetic_image
+from train.format_audit import file_properties
 
 
 @pytest.mark.parametrize("quality", [30, 61, 75, 90, 94, 95, 99])

@@ -1,11 +1,14 @@
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from benchmark.metrics import accuracy, wilson_interval
 from benchmark.tables import PAPER, TEST_SETS, render_table
+from convert.metadata import read_model_card
+from convert.model_card import INVARIANCE_HEADING
 from tests.conftest import error_lines, run_cli
 
 
@@ -45,6 +48,7 @@ def test_benchmark_cli_end_to_end_reads_preprocessing_from_metadata(tiny_export,
     try:
         broken.write_bytes(original[:300])  # a truncated download among the test images
         models = [tiny_export["float32"]["path"], tiny_export["int8"]["path"]]
+        export_before = {p.name: p.stat().st_mtime_ns for p in Path(models[0]).parent.iterdir()}
         proc = run_cli("benchmark", "--models", ",".join(models), "--data", str(demo_data), "--report", str(out),
                        "--latency_runs", "5", "--threads", "1", "--robustness", "original,jpeg50", "--gradcam", "1",
                        "--invariance", "png,grey", "--max_quant_drop", "100", "--fail_below", "accuracy=0,auc=0",
@@ -113,6 +117,17 @@ def test_benchmark_cli_end_to_end_reads_preprocessing_from_metadata(tiny_export,
     page = (out / "report.html").read_text()
     assert 'id="invariance"' in page and ">Invariance</h2>" in page
     assert page.count("<table") >= 8 and page.count('src="data:image/png;base64,') >= len(shown) * 2 + 1
+
+    # each model's card, with the invariance section filled in from this run; the export left as it was
+    export_card = read_model_card(models[1])
+    card = (out / "cards" / "tiny_int8.md").read_text()
+    heading = export_card.index(INVARIANCE_HEADING)
+    assert card[:heading] == export_card[:heading] and "Not measured at export" not in card
+    section = card[heading:card.index("## How to reproduce")]
+    assert "Measured by `python -m benchmark`" in section and "| tiny_int8 | GAN (n=" in section
+    assert "tiny_float32" not in section and "| model | set | png | grey |" in section
+    assert (out / "cards" / "tiny_float32.md").is_file()
+    assert {p.name: p.stat().st_mtime_ns for p in Path(models[0]).parent.iterdir()} == export_before
 
 
 def test_failed_gates_exit_3_after_writing_the_report(tiny_export, demo_data, tmp_path):

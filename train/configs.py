@@ -129,6 +129,24 @@ def override(cfg: TrainConfig, items: list[str]) -> TrainConfig:
     return cfg
 
 
+def set_items(cfg: TrainConfig) -> list[str]:
+    """The "field=value" items that `override` turns the named config `cfg.name` into `cfg` with
+    (its inverse): `python -m train --config NAME --set ITEM ...` trains exactly `cfg`. Groups
+    (ela, augment) that differ are given whole."""
+    base = get_config(cfg.name)
+    items = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if value == getattr(base, f.name):
+            continue
+        if dataclasses.is_dataclass(value):
+            value = value.to_dict()
+        elif isinstance(value, tuple):
+            value = list(value)
+        items.append(f"{f.name}={json.dumps(value, separators=(',', ':'))}")
+    return items
+
+
 def _replace_path(obj, path: list[str], value, item: str):
     names = {f.name: f for f in dataclasses.fields(obj)}
     if path[0] not in names:

@@ -29,6 +29,7 @@ SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 REQUIRED_COLUMNS = ("path", "label", "source")
 SHA256 = re.compile("[0-9a-f]{64}")
+LICENCE_COLUMN = "license"  # optional manifest column: the licence of each file as its source states it
 
 
 class DataError(ValueError):
@@ -190,14 +191,48 @@ def scan_label_folders(root: str | Path) -> list[Record]:
     return records
 
 
+def manifest_file(data: str | Path, source_labels: dict[str, str] | None = None) -> Path | None:
+    """The manifest CSV that `load_records(data, source_labels)` reads, or None for a folder dataset."""
+    data = Path(data)
+    if data.exists() and not data.is_dir():  # a manifest, or a FIFO or device refused by name when read
+        return data
+    return data / "MANIFEST.csv" if (data / "MANIFEST.csv").is_file() and not source_labels else None
+
+
+def manifest_sha256(data: str | Path) -> str | None:
+    """The sha256 of the dataset's manifest file (None for a folder dataset): which version of
+    the data a run was trained on."""
+    manifest = manifest_file(data)
+    if manifest is None:
+        return None
+    try:
+        return hashlib.sha256(read_regular(manifest, MAX_TEXT_BYTES, "manifest")).hexdigest()
+    except FileProblem as err:
+        raise DataError(str(err)) from None
+
+
+def source_licences(manifest: str | Path) -> dict[str, list[str]]:
+    """Per source, the licences the manifest's `license` column states (distinct values, in order
+    of appearance); empty when the manifest has no such column."""
+    with open(manifest, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if LICENCE_COLUMN not in (reader.fieldnames or []):
+            return {}
+        found: dict[str, dict[str, None]] = {}
+        for row in reader:
+            text = (row[LICENCE_COLUMN] or "").strip()
+            if text and row.get("source"):
+                found.setdefault(row["source"].strip(), {})[text] = None
+    return {source: list(texts) for source, texts in sorted(found.items())}
+
+
 def load_records(data: str | Path, source_labels: dict[str, str] | None = None) -> list[Record]:
     """A dataset given as a manifest CSV, a folder holding MANIFEST.csv, a plain folder with
     real/ and fake/ subfolders, or (with `source_labels`) a folder tree of sources."""
     data = Path(data)
-    if data.exists() and not data.is_dir():  # a manifest, or a FIFO or device refused by name
-        return load_manifest(data)
-    if (data / "MANIFEST.csv").is_file() and not source_labels:
-        return load_manifest(data / "MANIFEST.csv")
+    manifest = manifest_file(data, source_labels)
+    if manifest is not None:
+        return load_manifest(manifest)
     if source_labels:
         return scan_folders(data, source_labels)
     if any((data / label).is_dir() for label in LABELS):

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-import tensorflow as tf  # noqa: E402
+from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
+import tensorflow as tf
 
-from train.configs import LR_SCALINGS, STRATEGIES  # noqa: E402
+from train.configs import LR_SCALINGS, STRATEGIES
 
 
 

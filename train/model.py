@@ -6,11 +6,10 @@ takes uint8 pixels directly.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-import tf_keras  # noqa: E402
+from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
+import tf_keras
 
 
 class WeightsError(RuntimeError):

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -37,13 +36,13 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-import tensorflow as tf  # noqa: E402
+from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
+import tensorflow as tf
 
-from ela import ImageError, Preprocessing  # noqa: E402
-from ela.perturb import Changed  # noqa: E402
-from train.data import Record, Skipped  # noqa: E402
-from train.io import atomic_write_json  # noqa: E402
+from ela import ImageError, Preprocessing
+from ela.perturb import Changed
+from train.data import Record, Skipped
+from train.io import atomic_write_json
 
 AUTOTUNE = tf.data.AUTOTUNE
 CACHES = ("auto", "memory", "file", "none")

@@ -18,13 +18,10 @@ import os
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from train.cli import main_entry, run_main  # noqa: E402
-from train.configs import CONFIGS, get_config  # noqa: E402
+from train.cli import main_entry, run_main
+from train.configs import CONFIGS, get_config
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data", "demo_data", "Dataset: a folder with MANIFEST.csv, or a manifest CSV.")
@@ -82,6 +79,8 @@ def build_trainer(cfg):
     """The config's model (frozen trunk + trainable tail, as train_run without the trunk cache),
     compiled and traced once, so no measurement pays for tracing."""
     import numpy as np
+
+    from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded quietly)
     import tensorflow as tf
     import tf_keras
 
@@ -100,6 +99,8 @@ def build_trainer(cfg):
 def measure_training(records, prep, batch_size: int, trainer, steps: int, cache: str) -> list[dict]:
     """Training steps/s of `trainer` fed by the loop vs by the pipeline, cold and cached."""
     import numpy as np
+
+    from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded quietly)
     import tensorflow as tf
 
     from train.pipeline import AUTOTUNE, make_dataset

@@ -8,7 +8,8 @@ without it there is one view, the image as it is. The loss can weight each class
 source within a class, equally (`cfg.balance`), so neither a fake-heavy nor a real-heavy dataset
 turns into "one class by default", and no single collection defines what "real" looks like.
 
-run folder: config.json (resolved config, distribution, preprocessing, data summary, result),
+run folder: config.json (resolved config, distribution, preprocessing, data summary with the
+manifest's sha256, result: validation loss, accuracy — loss-weighted, as trained — and ROC AUC),
 model.keras (the whole model, best epoch by validation loss), checkpoints/best.weights.h5,
 history.csv, logs/ (TensorBoard), skipped.csv (files that could not be read), and while the run
 is unfinished backup/ (model + optimizer after the last finished epoch, for resuming).
@@ -26,7 +27,6 @@ import dataclasses
 import io
 import json
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -35,19 +35,20 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-import tensorflow as tf  # noqa: E402
-import tf_keras  # noqa: E402
+from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
+import tensorflow as tf
+import tf_keras
 
-from ela import __version__  # noqa: E402
-from train.configs import TrainConfig  # noqa: E402
-from train.augment import augmented  # noqa: E402
-from train.data import DataError, Record, load_records, select, write_skipped  # noqa: E402
-from train.distribute import (Placement, make_placement, same_on_every_worker, scaled_learning_rate,  # noqa: E402
+from ela import __version__
+from train.configs import TrainConfig
+from train.augment import augmented
+from train.data import DataError, Record, load_records, manifest_sha256, select, write_skipped
+from train.distribute import (Placement, make_placement, same_on_every_worker, scaled_learning_rate,
                               shard_by_data, weights_sha256)
-from train.io import atomic_path, atomic_write_json, atomic_write_text, make_folder, output_lock  # noqa: E402
-from train.model import build_model, mobilenet_trainable_count, split_frozen_trunk  # noqa: E402
-from train.pipeline import load_all  # noqa: E402
+from train.io import atomic_path, atomic_write_json, atomic_write_text, make_folder, output_lock
+from train.metrics import roc_auc
+from train.model import build_model, mobilenet_trainable_count, split_frozen_trunk
+from train.pipeline import load_all
 
 
 
@@ -225,7 +226,7 @@ def _train_run(cfg: TrainConfig, data: str | Path, out: Path, overwrite: bool, p
     summary = {
         "fakelens_version": __version__,
         "config": json.loads(json.dumps(cfg.to_dict())),
-        "data": {"path": str(Path(data).resolve())},
+        "data": {"path": str(Path(data).resolve()), "manifest_sha256": manifest_sha256(data)},
         "training": {"strategy": placement.name, "workers": placement.num_workers, "replicas": placement.replicas,
                      "batch_size_per_replica": cfg.batch_size, "global_batch_size": cfg.batch_size * placement.replicas,
                      "lr_scaling": lr_scaling,
@@ -297,7 +298,7 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     require_both_classes(data, cfg, [r.y for r in train_recs], [r.y for r in val_recs])
     make_folder(work / "checkpoints")  # an unusable --out or missing weights fail before the slow part
     model = build_model(cfg.input_size, cfg.alpha, cfg.weights, cfg.unfreeze, cfg.dropout)
-    trunk, _ = split_frozen_trunk(model)
+    trunk, tail = split_frozen_trunk(model)
     val_inputs = ViewInputs(cfg, val_recs, "val images", augment=False)
     train_inputs = ViewInputs(cfg, train_recs, "train images", augment=True)
     x_val, val_kept, skipped = val_inputs.view(0)
@@ -375,10 +376,11 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
         keep_best.restore()
         val_loss, val_acc = fit_model.evaluate(val_ds, verbose=0)
         model.set_weights(replica_model.get_weights())
+    p_val = (tail if cfg.cache_trunk else model).predict(v_fit, batch_size=cfg.batch_size, verbose=0)[:, 1]
     with atomic_path(work / "model.keras") as tmp:
         model.save(tmp)
     fingerprint = weights_sha256(model.get_weights())
-    summary["result"] = {"val_loss": float(val_loss), "val_accuracy": float(val_acc),
+    summary["result"] = {"val_loss": float(val_loss), "val_accuracy": float(val_acc), "val_auc": roc_auc(y_val, p_val),
                          "n_train": int(len(y_train)), "n_val": int(len(y_val)),
                          "optimizer_iterations": int(optimizer.iterations.numpy()),
                          "weights_sha256": fingerprint, "wall_seconds": round(time.time() - started, 1),
