@@ -212,3 +212,54 @@ def test_predict_with_a_fifo_among_the_photos_lists_it_and_draws_the_sheet(tmp_p
     rows = {Path(r["path"]).name: r for r in json.loads(proc.stdout)}
     assert rows["a.png"]["error"] is None and "is a named pipe" in rows["pipe.jpg"]["error"]
     assert "pipe.jpg" in (tmp_path / "s.html").read_text()
+
+
+def interrupt_when(proc: subprocess.Popen, marker: bytes, timeout: float = 240) -> bytes:
+    """Send Ctrl-C (SIGINT) once `marker` appears on the process's stderr; return all of stderr."""
+    import threading
+    seen, chunks = threading.Event(), []
+
+    def read():
+        for chunk in iter(lambda: proc.stderr.read1(4096), b""):
+            chunks.append(chunk)
+            if marker in b"".join(chunks[-3:]):
+                seen.set()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert seen.wait(timeout), b"".join(chunks)[-2000:]
+    proc.send_signal(signal.SIGINT)
+    proc.wait(60)
+    reader.join(10)
+    return b"".join(chunks)
+
+
+def test_ctrl_c_during_predict_exits_130_and_leaves_no_sheet_or_temporary_file(tmp_path):
+    from tests.test_fuzz import IMAGE_SEEDS, tiny_models
+    signal.alarm(400)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    png = IMAGE_SEEDS["rgb.png"]()
+    for i in range(3000):
+        (folder / f"{i:04d}.png").write_bytes(png)
+    model = tmp_path / "model.tflite"
+    model.write_bytes(tiny_models()["fakelens.tflite"])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark.predict", "--model", str(model), "--html",
+                             str(tmp_path / "sheet.html"), "--format", "json", str(folder)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = interrupt_when(proc, b"img/s")
+    assert proc.returncode == 130 and b"Traceback" not in stderr, stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no sheet, no .sheet.html.* temporary
+
+
+def test_ctrl_c_during_benchmark_exits_130_and_leaves_no_report_folder(tmp_path, shared_data):
+    from tests.test_fuzz import tiny_models
+    signal.alarm(400)
+    model = tmp_path / "model.tflite"
+    model.write_bytes(tiny_models()["fakelens.tflite"])
+    report = tmp_path / "report"
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", "--models", str(model), "--data", str(shared_data),
+                             "--out", str(report)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = interrupt_when(proc, b"test images:")
+    assert proc.returncode == 130 and b"Traceback" not in stderr, stderr[-2000:]
+    assert not report.exists()
