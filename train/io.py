@@ -75,7 +75,11 @@ def output_lock(folder: str | Path) -> Iterator[Path]:
     replaced atomically); the kernel drops it when the process ends, however it ends, so a killed
     run never leaves it stuck. The lock file stays: removing it would let two runs lock two files."""
     folder = Path(folder)
-    lock = make_folder(folder.parent) / f".{folder.name}.lock"
+    try:
+        lock = make_folder(folder.parent) / f".{folder.name}.lock"
+    except OutputError:
+        make_folder(folder)  # fails too, and names the output folder the user gave
+        raise
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     except OSError as err:
