@@ -21,7 +21,7 @@ from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loa
 import tensorflow as tf
 import tf_keras
 
-from convert.export import load_run
+from train.run_folder import load_run
 from ela import read_image
 from train.data import Record
 

@@ -45,11 +45,6 @@ def find_models(paths: list[str]) -> list[Path]:
     return found
 
 
-def train_sources(info: ModelInfo) -> list[str]:
-    """The sources a model was trained on, from the data counts its export recorded."""
-    return sorted({key.split("/")[0] for key in info.extra.get("data_counts", {})})
-
-
 def roc_points(y: np.ndarray, p: np.ndarray, max_points: int = ROC_POINTS) -> dict:
     """The ROC curve, evenly thinned to at most `max_points` points (ends kept), for plotting."""
     fpr, tpr, _ = roc_curve(y, p)
@@ -69,7 +64,7 @@ def model_results(path: Path, info: ModelInfo, p_fake: dict[Path, float], sets: 
             if ts.real_sources and len(set(y.tolist())) == 2:
                 per_set[ts.name]["detail"] = detection_metrics(y, p, info.threshold)
                 per_set[ts.name]["roc"] = roc_points(y, p)
-    trained_on = train_sources(info)
+    trained_on = info.train_sources
     y_real, p_real = labelled([r for r in test_records if r.label == "real"], p_fake)
     held_out = {}
     for source in sorted({r.source for r in test_records if r.label == "fake"} - set(trained_on)):

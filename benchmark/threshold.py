@@ -12,7 +12,6 @@ import numpy as np
 from absl import app, flags
 
 from benchmark.metrics import accuracy, threshold_for
-from benchmark.run import train_sources
 from convert.metadata import read_model_info
 from convert.runtime import TfliteModel
 from train.cli import main_entry, run_main
@@ -22,7 +21,7 @@ from train.data import DataError, load_records, preprocess_records, select
 def choose_threshold(model_path: str, data: str, target: str) -> dict:
     """Scores of the model on the validation split of its own training sources → threshold."""
     info = read_model_info(model_path)
-    sources = train_sources(info)
+    sources = info.train_sources
     if not sources:
         raise DataError(f"{model_path}: its metadata does not say which sources it was trained on — re-export it")
     records = select(load_records(data), sources, ["val"])

@@ -11,8 +11,6 @@ beside the files and packed into each.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,53 +27,11 @@ from convert.qat import fine_tune_quantized
 from convert.runtime import TfliteModel
 from convert.variants import (DEFAULT_VARIANTS, INTEGER_IO_DTYPE, INTEGER_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE,
                               VARIANT_TEXT, VARIANTS)
-from train.configs import TrainConfig
 from train.data import DataError, Record, load_records, preprocess_records, select
 from train.io import atomic_write_bytes, atomic_write_json, atomic_write_text, make_folder
+from train.run_folder import Run, RunError, load_run
 
 FLOAT_TYPES = (np.float32, np.float16)
-
-
-class RunError(ValueError):
-    """A run folder that cannot be converted."""
-
-
-@dataclass
-class Run:
-    folder: Path
-    config: TrainConfig
-    summary: dict
-    model: tf_keras.Model
-
-    @property
-    def name(self) -> str:
-        return self.folder.resolve().name
-
-
-def load_run(folder: str | Path) -> Run:
-    folder = Path(folder)
-    config_file, model_file = folder / "config.json", folder / "model.keras"
-    if not config_file.is_file():
-        raise RunError(f"{folder}: no config.json — not a FakeLens run folder (train one with `python -m train`)")
-    if not model_file.is_file():
-        raise RunError(f"{folder}: no model.keras — the training run did not finish; run `python -m train` again")
-    try:
-        summary = json.loads(config_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RunError(f"{config_file}: not valid JSON ({err}) — the run folder is damaged; retrain") from None
-    try:
-        config = TrainConfig.from_dict(summary["config"])
-        if not isinstance(summary["data"]["path"], str):  # where export_run finds the training data
-            raise TypeError("data.path is not a string")
-    except (KeyError, TypeError, ValueError) as err:
-        raise RunError(f"{config_file}: config from an incompatible FakeLens version "
-                       f"({err.__class__.__name__}: {err}) — retrain with this version") from None
-    try:
-        model = tf_keras.models.load_model(model_file, compile=False, safe_mode=True)
-    except (OSError, ValueError) as err:
-        raise RunError(f"{model_file}: cannot be loaded ({' '.join(str(err).split())[:200]}) — "
-                       f"the file is damaged; run `python -m train` again") from None
-    return Run(folder, config, summary, model)
 
 
 def interleave(records: list[Record], n: int) -> list[Record]:

@@ -58,6 +58,11 @@ class ModelInfo:
     extra: dict = field(default_factory=dict)  # free-form facts (e.g. training data hash)
 
     @property
+    def train_sources(self) -> list[str]:
+        """The sources the model was trained on, from the data counts its export recorded."""
+        return sorted({key.split("/")[0] for key in self.extra.get("data_counts", {})})
+
+    @property
     def input_preprocessing(self) -> Preprocessing:
         """What a caller does before invoking the model: everything except an in-graph ELA."""
         return dataclasses.replace(self.preprocessing, ela=None) if self.ela_in_graph else self.preprocessing

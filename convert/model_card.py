@@ -24,8 +24,8 @@ from train.configs import set_items
 from train.data import SPLITS, Record, manifest_file, manifest_sha256, select, source_licences
 from train.format_audit import STRONG, read_properties, shortcuts, strongest
 
-if TYPE_CHECKING:  # convert.export imports this module
-    from convert.export import Run
+if TYPE_CHECKING:  # only a type here: importing it would load TensorFlow for the card
+    from train.run_folder import Run
 
 INVARIANCE_HEADING = "## Invariance probes"
 CARDS_FOLDER = "cards"  # the benchmark's copies: <report>/cards/<model>.md

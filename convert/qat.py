@@ -41,7 +41,7 @@ from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer
 from convert.variants import QAT_EPOCHS, QAT_LEARNING_RATE
 from train.configs import TrainConfig
 from train.data import DataError, Record, preprocess_records, select
-from train.run import seed_everything
+from train.run_folder import seed_everything
 
 PIXEL_RANGE = (0.0, 255.0)  # the input range, so the uint8 input takes raw pixels (scale 1, zero point 0)
 RANGE_KINDS = ("output", "pre_activation")  # activation ranges set_activation_ranges knows how to start

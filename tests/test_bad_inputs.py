@@ -416,7 +416,7 @@ def test_convert_run_from_an_incompatible_version(pipeline, tmp_path):
     ("model.keras damaged", "cannot be loaded"),
 ])
 def test_damaged_run_folder_is_a_run_error(pipeline, tmp_path, damage, words):
-    from convert.export import RunError, load_run
+    from train.run_folder import RunError, load_run
     run = tmp_path / "run"
     run.mkdir()
     summary = json.loads((pipeline["run"] / "config.json").read_text())

@@ -38,7 +38,7 @@ def free_ports(n: int) -> list[int]:
 
 
 def weights_of(run):
-    from convert.export import load_run
+    from train.run_folder import load_run
     return load_run(run).model.get_weights()
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convert.export import float_ops, load_run
+from convert.export import float_ops
+from train.run_folder import load_run
 from convert.metadata import read_model_info
 from convert.runtime import TfliteModel
 from ela import Preprocessing

@@ -40,7 +40,7 @@ def test_short_training_on_real_faces_beats_chance(shared_data, imagenet_cache, 
     """The real 224/alpha-1.0 ImageNet path on a slice of the shared faces: held-out accuracy
     must be clearly above chance (the 95% Wilson interval's lower end above 0.5)."""
     from benchmark.metrics import accuracy
-    from convert.export import load_run
+    from train.run_folder import load_run
     cfg = dataclasses.replace(get_config("gan"), max_per_source=50, epochs=3)
     run = train_run(cfg, shared_data, tmp_path / "gan_slice")
     test = balance(select(load_records(shared_data), cfg.sources, ["test"]))[:30] + \
@@ -63,7 +63,7 @@ def test_cli_help_and_unknown_source(demo_data, tmp_path):
 
 def test_trunk_caching_trains_exactly_like_the_whole_model(demo_data, tmp_path):
     """Same seed, same data, same order: the cached-trunk run ends with the whole-model run's weights."""
-    from convert.export import load_run
+    from train.run_folder import load_run
     cfg = dataclasses.replace(get_config("demo"), alpha=0.25, input_size=64, weights="none", epochs=2, batch_size=16)
     cached = load_run(train_run(cfg, demo_data, tmp_path / "cached")).model
     whole = load_run(train_run(dataclasses.replace(cfg, cache_trunk=False), demo_data, tmp_path / "whole")).model
@@ -78,7 +78,7 @@ def test_trunk_caching_trains_exactly_like_the_whole_model(demo_data, tmp_path):
 
 def build_fresh_head(cfg):
     from train.model import build_model
-    from train.run import seed_everything
+    from train.run_folder import seed_everything
     seed_everything(cfg.seed)
     return build_model(cfg.input_size, cfg.alpha, cfg.weights, cfg.unfreeze, cfg.dropout)
 

@@ -49,6 +49,7 @@ from train.io import atomic_path, atomic_write_json, atomic_write_text, make_fol
 from train.metrics import roc_auc
 from train.model import build_model, mobilenet_trainable_count, split_frozen_trunk
 from train.pipeline import load_all
+from train.run_folder import seed_everything
 
 
 
@@ -59,11 +60,6 @@ class RunExistsError(RuntimeError):
 def split_counts(records: list[Record]) -> dict:
     counts = collections.Counter((r.source, r.split) for r in records)
     return {f"{src}/{split}": n for (src, split), n in sorted(counts.items())}
-
-
-def seed_everything(seed: int) -> None:
-    tf_keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
 
 
 def resume_key(summary: dict) -> dict:
