@@ -92,7 +92,7 @@ def define_flags() -> None:
     flags.DEFINE_string("data", "demo_data", "Dataset: a folder with MANIFEST.csv, or a manifest CSV.")
     flags.DEFINE_enum("protocol", "as_is", ["as_is", "controlled"], "Audit the files as stored, or as the "
                       "format-controlled protocol re-encodes them.")
-    flags.DEFINE_integer("input_size", 224, "Image side the controlled protocol resizes to.")
+    flags.DEFINE_integer("input_size", 224, "Image side the controlled protocol resizes to.", lower_bound=32)
     flags.DEFINE_string("out", None, "Folder for audit.md and audit.json (optional).")
     flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 

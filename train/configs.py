@@ -56,6 +56,14 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.unfreeze < 0:
             raise ValueError(f"unfreeze must be >= 0, got {self.unfreeze}")
+        if not self.alpha > 0:
+            raise ValueError(f"alpha (the MobileNet width) must be positive, got {self.alpha}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        for name in ("epochs", "batch_size", "calibration_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        self.preprocessing()  # input_size and the ELA settings are checked by their own definition
 
     def preprocessing(self) -> Preprocessing:
         return Preprocessing(input_size=self.input_size, ela=self.ela,
