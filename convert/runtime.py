@@ -4,12 +4,40 @@ Imports only the interpreter (not tflite-support, which loads TensorFlow), so a 
 measures latency and memory starts in a fraction of a second."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
 from ela.files import MAX_MODEL_BYTES, read_regular
+
+
+MAX_TENSOR_BYTES = 2 << 30  # MobileNet V1 at 224 px needs about 30 MB of tensors
+
+
+def _model_error(message: str) -> Exception:
+    from convert.metadata import MetadataError  # loads TensorFlow: only on this error path
+    return MetadataError(message)
+
+
+def declared_tensor_bytes(content: bytes) -> int:
+    """An upper bound of the memory the graph's tensors declare (8 bytes an element), read from the
+    flatbuffer before the interpreter sees it: a damaged file can declare a tensor of billions of
+    elements, which allocation would otherwise try to provide. 0 when the file is too damaged to
+    read; the interpreter's own verifier refuses those."""
+    try:
+        model = schema.Model.GetRootAsModel(content, 0)
+        total = 0
+        for g in range(model.SubgraphsLength()):
+            graph = model.Subgraphs(g)
+            for t in range(graph.TensorsLength()):
+                tensor = graph.Tensors(t)
+                total += 8 * math.prod(abs(int(v)) for v in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else 8
+        return total
+    except Exception:  # noqa: BLE001 - offsets outside the buffer, in any of flatbuffers' ways
+        return 0
 
 
 class TfliteModel:
@@ -18,14 +46,17 @@ class TfliteModel:
 
     def __init__(self, model: str | Path | bytes, num_threads: int = 1):
         content = model if isinstance(model, (bytes, bytearray)) else read_regular(model, MAX_MODEL_BYTES, "model file")
+        where = "<model bytes>" if isinstance(model, (bytes, bytearray)) else str(model)
+        declared = declared_tensor_bytes(bytes(content))
+        if declared > MAX_TENSOR_BYTES:
+            raise _model_error(f"{where}: its tensors would take {declared / 2**30:,.1f} GiB (limit "
+                               f"{MAX_TENSOR_BYTES / 2**30:g} GiB) — the file is damaged or not a phone model")
         try:
             self.interpreter = Interpreter(model_content=bytes(content), num_threads=num_threads)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:  # a damaged graph: refused at load or at allocation
-            from convert.metadata import MetadataError  # loads TensorFlow: only on this error path
-            raise MetadataError(f"{model if not isinstance(model, (bytes, bytearray)) else '<model bytes>'}: "
-                                f"the interpreter cannot load it ({' '.join(str(err).split())[:300]}) — "
-                                f"copy or export it again") from None
+            raise _model_error(f"{where}: the interpreter cannot load it ({' '.join(str(err).split())[:300]}) — "
+                               f"copy or export it again") from None
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.input_size = int(self.input["shape"][1])

@@ -169,13 +169,15 @@ for path in sys.argv[1:]:
 """
 
 
-@functools.lru_cache(maxsize=1)
-def tiny_models() -> dict[str, bytes]:
-    """A 32-px two-class classifier, bare and with FakeLens metadata."""
+@functools.lru_cache(maxsize=None)
+def tiny_models(seed: int = 0) -> dict[str, bytes]:
+    """A 32-px two-class classifier with weights drawn from `seed` (so the corpus mutated from it
+    is the same in every run), bare and with FakeLens metadata."""
     import tensorflow as tf
     import tf_keras
 
     from convert.metadata import ModelInfo, write_metadata
+    tf_keras.utils.set_random_seed(seed)
     inputs = tf_keras.Input((32, 32, 3))
     features = tf_keras.layers.GlobalAveragePooling2D()(tf_keras.layers.Conv2D(4, 3)(inputs))
     bare = tf.lite.TFLiteConverter.from_keras_model(

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ela import ImageError, Preprocessing, read_image
@@ -263,3 +264,20 @@ def test_ctrl_c_during_benchmark_exits_130_and_leaves_no_report_folder(tmp_path,
     stderr = interrupt_when(proc, b"test images:")
     assert proc.returncode == 130 and b"Traceback" not in stderr, stderr[-2000:]
     assert not report.exists()
+
+
+def test_a_model_declaring_a_huge_tensor_is_refused_before_allocation():
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    from convert.metadata import MetadataError
+    from convert.runtime import TfliteModel
+    from tests.test_fuzz import tiny_models
+    signal.alarm(300)  # builds a model
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(tiny_models()["bare.tflite"], 0))
+    graph = model.subgraphs[0]
+    graph.tensors[graph.inputs[0]].shape = np.array([1, 1 << 16, 1 << 16, 3], np.int32)  # 100 GiB of floats
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    with pytest.raises(MetadataError, match="its tensors would take .* GiB"):
+        TfliteModel(bytes(builder.Output()))
