@@ -104,9 +104,8 @@ CONFIGS: dict[str, TrainConfig] = {
         TrainConfig("gan_sd_ela", "Paper model 4: real + GAN + SD through ELA, last 20 layers unfrozen",
                     GAN_SOURCES + SD_SOURCES, unfreeze=20, ela=ELA_90),
         TrainConfig("fakelens", "Recommended: every source of the data, augmented against format, size and colour "
-                    "shortcuts, class- and source-balanced; MobileNet blocks 8-13 trained", (), unfreeze=37,
-                    dropout=0.5,
-                    augment=Augmentation(views=8), balance=True, epochs=20, lr_schedule="cosine"),
+                    "shortcuts, class- and source-balanced", (), unfreeze=37,  # 37: MobileNet blocks 8-13 trained
+                    dropout=0.5, augment=Augmentation(views=8), balance=True, epochs=20, lr_schedule="cosine"),
         TrainConfig("demo", "Demo: the fakelens recipe on the synthetic dataset (numbers mean nothing about real "
                     "deepfakes)", (), unfreeze=10, dropout=0.5, augment=Augmentation(views=2), balance=True,
                     epochs=4, calibration_size=50),
