@@ -162,7 +162,7 @@ def _data_section(d: DataFacts) -> list[str]:
 def _preprocessing_section(info: ModelInfo, checks: Sequence[VariantCheck]) -> list[str]:
     prep = info.preprocessing
     size = prep.input_size
-    dtypes = ", ".join(f"{c.variant} {c.input_dtype}" for c in checks)
+    dtypes = ", ".join(f"{c.variant} export: {c.input_dtype} input" for c in checks)
     lines = ["## Preprocessing (from the model's metadata, `fakelens.json`)", "",
              f"- Input: one RGB image, resized (bilinear) to {size}×{size}, pixel values 0..255 ({dtypes}); "
              f"normalisation mean {INPUT_MEAN:g}, std {INPUT_STD:g}: the model rescales to MobileNet's [-1, 1] itself."]

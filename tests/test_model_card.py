@@ -65,7 +65,7 @@ def test_card_preprocessing_and_validation_match_the_metadata_and_the_records(ca
     meta = json.loads(md.MetadataDisplayer.with_model_file(tiny_export["int8"]["path"]).get_metadata_json())
     norm = meta["subgraph_metadata"][0]["input_tensor_metadata"][0]["process_units"][0]["options"]
     assert f"normalisation mean {norm['mean'][0]:g}, std {norm['std'][0]:g}" in section
-    assert f"{prep.input_size}×{prep.input_size}" in section and "int8 uint8" in section
+    assert f"{prep.input_size}×{prep.input_size}" in section and "int8 export: uint8 input" in section
     assert f"quality {prep.ela.quality}, absolute difference multiplied by {prep.ela.scale:g}" in section
     assert "by the caller" in section and "Format control: none" in section
     assert f"fake when p(fake) ≥ {info.threshold:g}" in section
