@@ -50,7 +50,7 @@ flags.DEFINE_integer("gradcam", 3, "Grad-CAM images per decision category (true/
                      "each benchmarked run whose Keras model sits beside its export (<run>/export/); 0 skips it.",
                      lower_bound=0)
 flags.DEFINE_float("max_quant_drop", None, "Gate: exit 3 when any quantised model loses more than this many "
-                   "accuracy or AUC points against the float32 export of its run on any test set.", lower_bound=0)
+                   "accuracy or AUC points against the float32 export of its run on any test set.")
 flags.DEFINE_list("fail_below", [], "Gate: floors metric=value,... on the 50:50 sets for every model, with metric "
                   "one of accuracy, balanced_accuracy, auc (e.g. auc=0.9,accuracy=0.8); exit 3 when any is missed.")
 flags.DEFINE_bool("debug", False, "Show full tracebacks.")

@@ -543,7 +543,6 @@ def test_debug_shows_the_traceback(model_files):
                                        (("convert", "--run", "x", "--threshold", "7"), "threshold"),
                                        (("convert", "--run", "x", "--qat_epochs", "0"), "qat_epochs"),
                                        (("convert",), "--run is required"),
-                                       (("benchmark", "--models", "x", "--max_quant_drop", "-1"), "max_quant_drop"),
                                        (("benchmark.audit", "--input_size", "0"), "input_size"),
                                        (("benchmark", "--models", "x", "--latency_runs", "0"), "latency_runs")])
 def test_out_of_range_flag_values_are_usage_errors_before_any_work(args, flag):

@@ -215,6 +215,13 @@ def test_predict_with_a_fifo_among_the_photos_lists_it_and_draws_the_sheet(tmp_p
     assert "pipe.jpg" in (tmp_path / "s.html").read_text()
 
 
+def like_a_terminal() -> None:
+    """In the child before exec: Ctrl-C's default disposition. A command started in the background
+    by a non-interactive shell (as CI may start the tests) inherits SIGINT ignored, and Python then
+    never raises KeyboardInterrupt; in a user's terminal it is not ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_when(proc: subprocess.Popen, marker: bytes, timeout: float = 240) -> bytes:
     """Send Ctrl-C (SIGINT) once `marker` appears on the process's stderr; return all of stderr."""
     import threading
@@ -247,7 +254,7 @@ def test_ctrl_c_during_predict_exits_130_and_leaves_no_sheet_or_temporary_file(t
     before = sorted(p.name for p in tmp_path.iterdir())
     proc = subprocess.Popen([sys.executable, "-m", "benchmark.predict", "--model", str(model), "--html",
                              str(tmp_path / "sheet.html"), "--format", "json", str(folder)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=like_a_terminal)
     stderr = interrupt_when(proc, b"img/s")
     assert proc.returncode == 130 and b"Traceback" not in stderr, stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no sheet, no .sheet.html.* temporary
@@ -260,7 +267,8 @@ def test_ctrl_c_during_benchmark_exits_130_and_leaves_no_report_folder(tmp_path,
     model.write_bytes(tiny_models()["fakelens.tflite"])
     report = tmp_path / "report"
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", "--models", str(model), "--data", str(shared_data),
-                             "--out", str(report)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--out", str(report)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=like_a_terminal)
     stderr = interrupt_when(proc, b"test images:")
     assert proc.returncode == 130 and b"Traceback" not in stderr, stderr[-2000:]
     assert not report.exists()
