@@ -70,6 +70,7 @@ def find_faces(img: Image.Image) -> list[FaceBox]:
                                                 Image.BILINEAR)
     with _lock:
         if _detector is None:
+            from ela import tf_env  # noqa: F401  (mtcnn loads TensorFlow: FakeLens' defaults, without start-up noise)
             try:
                 from mtcnn import MTCNN
             except ImportError as err:
@@ -163,9 +164,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from absl import flags
 
     from train.cli import main_entry

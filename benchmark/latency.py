@@ -24,13 +24,13 @@ STATUS = Path("/proc/self/status")
 INTERPRETER_NOISE = ("Created TensorFlow Lite XNNPACK delegate for CPU.",)
 
 
-def _status_kib(field: str) -> int:
+def status_kib(field: str) -> int:
     """A memory figure of this process from /proc/self/status (Linux), in KiB."""
     line = next(line for line in STATUS.read_text().splitlines() if line.startswith(field + ":"))
     return int(line.split()[1])
 
 
-def _reset_peak_memory() -> None:
+def reset_peak_memory() -> None:
     """Reset the kernel's high-water mark to the current RSS, so the peak read later belongs to
     what happens after this call, not to the imports before it."""
     with open("/proc/self/clear_refs", "w") as f:
@@ -41,8 +41,8 @@ def measure(model_path: str, image: np.ndarray, threads: int, runs: int = 30, wa
     """In this process: cold = interpreter creation + first inference (ms); p50/p90/p99 over
     `runs` warm inferences after `warmup` more; peak memory above the pre-load baseline (MiB)."""
     content = read_regular(model_path, MAX_MODEL_BYTES, "model file")
-    _reset_peak_memory()
-    baseline = _status_kib("VmRSS")
+    reset_peak_memory()
+    baseline = status_kib("VmRSS")
     start = time.perf_counter()
     model = TfliteModel(content, num_threads=threads)
     model.invoke(image)
@@ -56,7 +56,7 @@ def measure(model_path: str, image: np.ndarray, threads: int, runs: int = 30, wa
         times.append((time.perf_counter() - t) * 1000)
     p50, p90, p99 = np.percentile(times, [50, 90, 99])
     return {"threads": threads, "runs": runs, "cold_ms": cold, "p50_ms": float(p50), "p90_ms": float(p90),
-            "p99_ms": float(p99), "peak_mib": (_status_kib("VmHWM") - baseline) / 1024}
+            "p99_ms": float(p99), "peak_mib": (status_kib("VmHWM") - baseline) / 1024}
 
 
 def _measure_quietly(*args) -> dict:

@@ -19,15 +19,13 @@ import csv
 import glob
 import io
 import json
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from absl import app, flags  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from absl import app, flags
+from tqdm import tqdm
 
-from train.cli import main_entry, run_main  # noqa: E402
+from train.cli import main_entry, run_main
 from train.data import IMAGE_SUFFIXES, DataError  # noqa: E402
 from train.io import make_folder  # noqa: E402
 

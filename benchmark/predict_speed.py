@@ -23,12 +23,11 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
-from benchmark.latency import _reset_peak_memory, _status_kib  # noqa: E402
-from train.cli import main_entry, run_main  # noqa: E402
-from train.data import DataError  # noqa: E402
+from benchmark.latency import reset_peak_memory, status_kib
+from train.cli import main_entry, run_main
+from train.data import DataError
 
 PATHS = ("loop", "parallel")
 
@@ -60,12 +59,12 @@ def run_path(path_name: str, model: str, paths: list[str], threads: int | None) 
     photo and cores kept busy (all threads; the CPU work a path adds or saves, whatever the machine's
     load), peak memory."""
     import benchmark.detector  # noqa: F401  (TensorFlow and Pillow load before the baseline)
-    _reset_peak_memory()
-    baseline = _status_kib("VmRSS")
+    reset_peak_memory()
+    baseline = status_kib("VmRSS")
     start, cpu_start = time.perf_counter(), time.process_time()
     scores = loop_scores(model, paths) if path_name == "loop" else parallel_scores(model, paths, threads)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     return {"path": path_name, "seconds": seconds, "images_per_s": len(paths) / seconds,
             "cpu_ms_per_image": 1000 * cpu_seconds / len(paths), "cores_used": cpu_seconds / seconds,
             "peak_mib": peak / 1024, "peak_above_baseline_mib": (peak - baseline) / 1024, "scores": scores}

@@ -12,12 +12,11 @@ ranking metric is unchanged), but they are no longer the original probabilities.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-import tf_keras  # noqa: E402
+from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
+import tf_keras
 
 FAKE_INDEX = 1  # the model's outputs are [p_real, p_fake] (train/model.py)
 
