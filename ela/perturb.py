@@ -1,5 +1,5 @@
 """Image changes that should not change what a photo *is*: re-saves, rescales, crops, flips,
-greyscale, blur — on the decoded RGB image, before a model's own preprocessing.
+greyscale, blur, colour grading — on the decoded RGB image, before a model's own preprocessing.
 
 One definition for the two places that use them: training draws them at random as augmentation
 (`train.augment`), so that file format, resolution and colour stop separating the classes, and
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from ela.images import read_image
 from ela.preprocess import RESAMPLE, Preprocessing
@@ -65,6 +65,19 @@ def greyscale(img: Image.Image) -> Image.Image:
 
 def blur(img: Image.Image, radius: float) -> Image.Image:
     return img.filter(ImageFilter.GaussianBlur(radius))
+
+
+def colour_grade(img: Image.Image, saturation: float, contrast: float, brightness: float,
+                 gains: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Image.Image:
+    """`img` colour-graded as photo editors and stock agencies do: saturation, contrast and
+    brightness factors (1: unchanged) and a white-balance gain per RGB channel."""
+    img = ImageEnhance.Color(img).enhance(saturation)
+    img = ImageEnhance.Contrast(img).enhance(contrast)
+    img = ImageEnhance.Brightness(img).enhance(brightness)
+    if gains == (1.0, 1.0, 1.0):
+        return img
+    pixels = np.asarray(img, np.float32) * np.asarray(gains, np.float32)
+    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
 
 
 @dataclass(frozen=True)

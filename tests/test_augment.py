@@ -73,6 +73,30 @@ def test_each_change_does_what_it_says(photo):
     assert np.abs(np.diff(blurred, axis=1)).mean() < np.abs(np.diff(np.asarray(img, float), axis=1)).mean()
 
 
+def test_colour_grade_changes_saturation_and_white_balance_and_nothing_else(photo):
+    img = Image.open(photo).convert("RGB")
+    rng = lambda: np.random.default_rng(0)  # noqa: E731
+    neutral = dataclasses.replace(NOTHING, colour_p=1, colour_range=(1.0, 1.0), gain_range=(1.0, 1.0))
+    assert np.array_equal(np.asarray(neutral.apply(img, rng())), np.asarray(img))
+    spread = lambda x: np.asarray(x, float).std(axis=2).mean()  # noqa: E731  (how far channels differ)
+    dull = dataclasses.replace(neutral, colour_range=(0.5, 0.5)).apply(img, rng())
+    assert dull.size == img.size and spread(dull) < 0.7 * spread(img)
+    warm = np.asarray(dataclasses.replace(neutral, gain_range=(0.9, 1.1)).apply(img, rng()), float)
+    ratios = warm.reshape(-1, 3).mean(0) / np.asarray(img, float).reshape(-1, 3).mean(0)
+    assert np.all((ratios > 0.88) & (ratios < 1.12)) and ratios.max() - ratios.min() > 0.01
+
+
+def test_a_colour_grade_does_not_move_the_other_draws(photo):
+    """The grade's draws come last, so configs without it (colour_p=0) keep their views."""
+    img = Image.open(photo).convert("RGB")
+    rng = lambda: np.random.default_rng(7)  # noqa: E731
+    base = Augmentation()
+    other_range = dataclasses.replace(base, colour_range=(0.5, 2.0), gain_range=(0.8, 1.2))
+    assert np.array_equal(np.asarray(base.apply(img, rng())), np.asarray(other_range.apply(img, rng())))
+    assert not np.array_equal(np.asarray(base.apply(img, rng())),
+                              np.asarray(dataclasses.replace(base, colour_p=1).apply(img, rng())))
+
+
 def test_change_rates_match_the_probabilities(photo):
     """Over many draws each change happens about as often as configured."""
     img = Image.open(photo).convert("RGB").resize((40, 30))
@@ -88,7 +112,9 @@ def test_change_rates_match_the_probabilities(photo):
 
 
 @pytest.mark.parametrize("field,value", [("views", 0), ("flip_p", 1.5), ("crop_min", 0.0),
-                                         ("rescale_range", (2.0, 1.0)), ("jpeg_quality", (0, 90))])
+                                         ("rescale_range", (2.0, 1.0)), ("jpeg_quality", (0, 90)),
+                                         ("colour_p", -0.1), ("colour_range", (1.5, 1.1)),
+                                         ("gain_range", (0.0, 1.0))])
 def test_invalid_augmentation_settings_are_errors(field, value):
     with pytest.raises(ValueError, match=field):
         Augmentation(**{field: value})

@@ -5,7 +5,8 @@ colour; a detector learns whatever separates the classes most cheaply. Every tra
 either class, is therefore given the same random chance of each change before the model's own
 preprocessing (at the image's own resolution: resizing first would wash out the traces a
 generator leaves): a crop, a rescale, a JPEG re-save with a random quality and chroma
-subsampling (or none), a flip, greyscale, a mild blur. No cue is then owned by one class.
+subsampling (or none), a colour grade, a flip, greyscale, a mild blur. No cue is then owned
+by one class.
 
 The draws are a pure function of (seed, view, image content): every worker, every resumed run
 and every rerun sees the same augmented image for the same epoch.
@@ -18,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ela import Preprocessing
-from ela.perturb import SUBSAMPLING, Changed, blur, crop, greyscale, hflip, jpeg_resave, rescale
+from ela.perturb import SUBSAMPLING, Changed, blur, colour_grade, crop, greyscale, hflip, jpeg_resave, rescale
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class Augmentation:
     jpeg_p, jpeg_quality: re-save as JPEG with quality drawn uniformly from the range and a
         random chroma subsampling; jpeg_twice_p: then once more (a shared-then-reshared photo).
     flip_p, grey_p, blur_p (radius uniform in blur_radius).
+    colour_p, colour_range, gain_range: a colour grade (before the JPEG re-save, as an editor
+        exports): saturation, contrast and brightness factors each drawn log-uniformly from
+        colour_range, and a white-balance gain per channel from gain_range. Stock photos are
+        graded and generators have their own palette: the grade must not be the cue.
     """
 
     views: int = 4
@@ -48,11 +53,15 @@ class Augmentation:
     grey_p: float = 0.3
     blur_p: float = 0.15
     blur_radius: tuple[float, float] = (0.3, 1.5)
+    colour_p: float = 0.0
+    colour_range: tuple[float, float] = (0.7, 1.4)
+    gain_range: tuple[float, float] = (0.92, 1.08)
 
     def __post_init__(self):
         if not (isinstance(self.views, int) and self.views >= 1):
             raise ValueError(f"augmentation views must be an integer >= 1, got {self.views!r}")
-        for name in ("crop_p", "rescale_p", "jpeg_p", "jpeg_twice_p", "flip_p", "grey_p", "blur_p"):
+        for name in ("crop_p", "rescale_p", "jpeg_p", "jpeg_twice_p", "flip_p", "grey_p", "blur_p",
+                     "colour_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"augmentation {name} must be a probability in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.crop_min <= 1.0:
@@ -61,6 +70,9 @@ class Augmentation:
             raise ValueError(f"augmentation rescale_range must be 0 < low <= high, got {self.rescale_range}")
         if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
             raise ValueError(f"augmentation jpeg_quality must be 1 <= low <= high <= 100, got {self.jpeg_quality}")
+        for name in ("colour_range", "gain_range"):
+            if not 0.0 < getattr(self, name)[0] <= getattr(self, name)[1]:
+                raise ValueError(f"augmentation {name} must be 0 < low <= high, got {getattr(self, name)}")
 
     def rng(self, seed: int, view: int, sha256_hex: str) -> np.random.Generator:
         """The generator of one image's draws for one view: a function of seed, view and content."""
@@ -75,10 +87,14 @@ class Augmentation:
         qualities = rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1, 2)
         subsamplings = rng.choice(list(SUBSAMPLING), 2)
         radius = rng.uniform(*self.blur_radius)
+        grade = np.exp(rng.uniform(*np.log(self.colour_range), 3))  # drawn last: older views stay as they were
+        gains = rng.uniform(*self.gain_range, 3)
         if happens[0] < self.crop_p:
             img = crop(img, window, fx, fy)
         if happens[1] < self.rescale_p:
             img = rescale(img, max(factor, self.min_side / max(1, min(img.size))))
+        if happens[7] < self.colour_p:
+            img = colour_grade(img, *map(float, grade), tuple(map(float, gains)))
         if happens[2] < self.jpeg_p:
             for i in range(2 if happens[3] < self.jpeg_twice_p else 1):
                 img = jpeg_resave(img, int(qualities[i]), str(subsamplings[i]))
@@ -96,7 +112,7 @@ class Augmentation:
     @classmethod
     def from_dict(cls, d: dict) -> "Augmentation":
         d = dict(d)
-        for key in ("rescale_range", "jpeg_quality", "blur_radius"):
+        for key in ("rescale_range", "jpeg_quality", "blur_radius", "colour_range", "gain_range"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)
