@@ -165,8 +165,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                          description=f"FakeLens {cfg.description} ({VARIANT_TEXT.get(variant, variant)}"
                                      f"{', ELA in graph' if ela_in_graph else ''}"
                                      f"{f', threshold {threshold:g} baked in' if bake else ''}).",
-                         extra={"protocol": cfg.protocol, "run": run.name,
-                                "data_counts": run.summary["data"].get("counts", {})})
+                         run=run.name, protocol=cfg.protocol, train_sources=tuple(sorted(cfg.sources)),
+                         extra={"data_counts": run.summary["data"].get("counts", {})})
         qat_summary = None
         if ela_in_graph and variant == "int8":
             converted = quantize_keeping_ela_float(model, lambda: ([img[None]] for img in calibration))
