@@ -96,6 +96,23 @@ def test_a_damaged_schema_1_document_is_refused_naming_the_field(change, words):
         ModelInfo.from_json(dict(SCHEMA_1, **change))
 
 
+def test_the_kotlin_readers_golden_metadata_reads_the_same_in_python():
+    """android_demo/core/make_golden.py's fakelens.json documents (schemas 1 and 2) and what its
+    Kotlin tests expect of them: the Python reader must agree, so both readers map schema 1 alike."""
+    import importlib.util
+    from tests.conftest import ROOT
+    spec = importlib.util.spec_from_file_location("make_golden", ROOT / "android_demo" / "core" / "make_golden.py")
+    make_golden = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_golden)
+    docs = make_golden.metadata_documents()
+    assert {doc["schema_version"] for _, doc, _ in docs} == {1, 2}
+    for fname, doc, expected in docs:
+        info = ModelInfo.from_json(doc)
+        got = (info.name, info.variant, info.threshold, info.run, info.protocol, list(info.train_sources))
+        assert got == tuple(expected[k] for k in ("model_name", "variant", "threshold", "run", "protocol",
+                                                  "train_sources")), fname
+
+
 def test_convert_rejects_a_folder_that_is_not_a_run(tmp_path):
     proc = run_cli("convert", "--run", str(tmp_path))
     assert proc.returncode == 2
