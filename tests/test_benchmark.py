@@ -219,12 +219,3 @@ def test_held_out_table_marks_trained_sources():
     assert "| a_int8 | train | 0.250 / 0.750 (n=4) |" in text and "| b_int8 | 0.250 / 0.750 (n=4) | train |" in text
 
 
-@pytest.mark.parametrize("module,flag", [("benchmark", "--models"), ("benchmark", "--robustness"),
-                                         ("benchmark", "--max_quant_drop"), ("benchmark", "--fail_below"),
-                                         ("benchmark", "--invariance"), ("benchmark", "--max_flip"),
-                                         ("benchmark", "--split"), ("train", "--exclude_sources"),
-                                         ("benchmark.audit", "--protocol"),
-                                         ("benchmark.threshold", "--target"), ("convert", "--variants")])
-def test_every_command_has_help(module, flag):
-    proc = run_cli(module, "--help")
-    assert proc.returncode == 0 and flag in proc.stdout
