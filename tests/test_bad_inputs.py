@@ -145,8 +145,12 @@ def test_unusual_but_valid_image_becomes_8_bit_rgb(tmp_path, name):
     for prep in (Preprocessing(32), Preprocessing(32, ela=ElaParams(resolution="full"))):
         x = prep.load(path)
         assert x.shape == (32, 32, 3) and x.dtype == np.uint8
-    if name == "dot.png":  # one pixel, resized up to the model input
-        assert (Preprocessing(32).load(path) == (10, 20, 30)).all()
+
+
+def test_a_one_pixel_image_is_resized_up_to_the_model_input(tmp_path):
+    path = tmp_path / "dot.png"
+    path.write_bytes(LOADABLE["dot.png"][0]())
+    assert (Preprocessing(32).load(path) == (10, 20, 30)).all()
 
 
 # --- datasets and manifests ---------------------------------------------------------------------

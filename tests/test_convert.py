@@ -187,8 +187,12 @@ def test_baked_threshold_moves_the_decision_to_one_half(threshold):
     unsaturated = (np.minimum(p, 1 - p) > 1e-4) & (q.min(axis=1) > 1e-4)
     logit_q = np.log(q[:, 1].astype(np.float64) / q[:, 0])
     assert unsaturated.mean() > 0.2 and np.allclose((logit_q - logit_p)[unsaturated], -shift, atol=1e-3)
-    if threshold == 0.5:
-        assert all(np.array_equal(a, b) for a, b in zip(baked.get_weights(), before))
+
+
+def test_baking_one_half_changes_no_weight():
+    from convert.bake import bake_threshold
+    model = _softmax_head_model()
+    assert all(np.array_equal(a, b) for a, b in zip(bake_threshold(model, 0.5).get_weights(), model.get_weights()))
 
 
 def test_bake_threshold_needs_the_softmax_head():
