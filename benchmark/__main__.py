@@ -20,9 +20,7 @@ from absl import app, flags
 from benchmark.gates import gate_failures, parse_floors
 from benchmark.invariance import PROBE_TEXT, PROBES, parse_probes
 from benchmark.robustness import CONDITIONS, parse_conditions
-from train.cli import main_entry, run_main
-
-GATE_FAILED = 3
+from train.cli import EXIT_DONE, EXIT_GATE, main_entry, run_main
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", None, ".tflite files or folders of them (exported by `python -m convert`).")
@@ -53,21 +51,20 @@ flags.DEFINE_float("max_quant_drop", None, "Gate: exit 3 when any quantised mode
                    "accuracy or AUC points against the float32 export of its run on any test set.")
 flags.DEFINE_list("fail_below", [], "Gate: floors metric=value,... on the 50:50 sets for every model, with metric "
                   "one of accuracy, balanced_accuracy, auc (e.g. auc=0.9,accuracy=0.8); exit 3 when any is missed.")
-flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.models:
         raise app.UsageError("--models is required: .tflite files or folders of them")
     try:
         conditions = parse_conditions(FLAGS.robustness)
         probes = parse_probes(FLAGS.invariance)
         floors = parse_floors(FLAGS.fail_below)
-        threads = [int(t) for t in FLAGS.threads]
+        threads = [int(t) for t in FLAGS.threads if t.isdigit() and int(t) >= 1]
+        if not threads or len(threads) < len(FLAGS.threads):
+            raise ValueError(f"--threads must be whole numbers of at least 1, got {','.join(FLAGS.threads)}")
     except ValueError as err:
-        raise app.UsageError(str(err))
+        raise app.UsageError(str(err)) from None
     failures = []
 
     def job():
@@ -89,10 +86,10 @@ def main(argv):
               f"model cards: {FLAGS.out}/cards/")
         failures.extend(gate_failures(result, floors, FLAGS.max_quant_drop, FLAGS.max_flip))
 
-    code = run_main(job, FLAGS.debug)
+    code = run_main(job)
     for failure in failures:
         print(f"gate failed: {failure}", file=sys.stderr)
-    return GATE_FAILED if code == 0 and failures else code
+    return EXIT_GATE if code == EXIT_DONE and failures else code
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from absl import app, flags
 from benchmark.tables import TEST_SETS
 from ela import FormatControl
 from train.cli import main_entry, run_main
+from train.configs import PROTOCOLS
 from train.data import Record, load_records
 from train.format_audit import PROPERTIES, STRONG, read_properties, shortcuts, strongest
 from train.io import atomic_write_json, atomic_write_text
@@ -90,16 +91,13 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
     """Flags exist only when run as a command, so importing this module from elsewhere defines none."""
     flags.DEFINE_string("data", "demo_data", "Dataset: a folder with MANIFEST.csv, or a manifest CSV.")
-    flags.DEFINE_enum("protocol", "as_is", ["as_is", "controlled"], "Audit the files as stored, or as the "
+    flags.DEFINE_enum("protocol", "as_is", list(PROTOCOLS), "Audit the files as stored, or as the "
                       "format-controlled protocol re-encodes them.")
     flags.DEFINE_integer("input_size", 224, "Image side the controlled protocol resizes to.", lower_bound=32)
     flags.DEFINE_string("out", None, "Folder for audit.md and audit.json (optional).")
-    flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
 
     def job():
         result = audit(FLAGS.data, FLAGS.protocol, FLAGS.input_size)
@@ -109,7 +107,7 @@ def main(argv):
             atomic_write_text(Path(FLAGS.out) / "audit.md", text + "\n")
             atomic_write_json(Path(FLAGS.out) / "audit.json", result)
 
-    return run_main(job, FLAGS.debug)
+    return run_main(job)
 
 
 if __name__ == "__main__":

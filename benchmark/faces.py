@@ -141,13 +141,11 @@ def survey(records, per_source: int) -> list[dict]:
 
 def main(argv):
     """`python -m benchmark.faces --data ../shared/data`: the survey behind FACE_MARGIN, as a table."""
-    from absl import app, flags
+    from absl import flags
 
     from train.cli import run_main
     from train.data import load_records
 
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     FLAGS = flags.FLAGS
 
     def job():
@@ -160,7 +158,7 @@ def main(argv):
             print(f"| {r['source']} | {r['images']} | {r['no_face']} | {r['extra_faces']} "
                   f"| {fmt(r['margin_median'], '.2f')} | {fmt(r['centre_offset_median'], '+.3f')} |")
 
-    return run_main(job, FLAGS.debug)
+    return run_main(job)
 
 
 if __name__ == "__main__":
@@ -169,5 +167,4 @@ if __name__ == "__main__":
     from train.cli import main_entry
     flags.DEFINE_string("data", "../shared/data", "Dataset: a folder with MANIFEST.csv, or a manifest CSV.")
     flags.DEFINE_integer("per_source", 40, "Train images per source.", lower_bound=1)
-    flags.DEFINE_bool("debug", False, "Show full tracebacks.")
     main_entry(main)

@@ -69,7 +69,7 @@ def invariance_rows(models: dict[str, tuple[ModelInfo, TfliteModel]], sets: dict
                                                    f"{probe} images")
                 images[key] = {r.path: img for r, img in zip(kept, x)}
             probed, original = score_images(model, images[key]), original_scores[name]
-            facts = {"model": name, "variant": info.variant, "run": info.extra.get("run", ""), "probe": probe}
+            facts = {"model": name, "variant": info.variant, "run": info.run, "probe": probe}
 
             def flips(records: list[Record]) -> tuple[int, float]:
                 both = [r.path for r in records if r.path in probed and r.path in original]

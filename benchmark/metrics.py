@@ -64,38 +64,48 @@ def tpr_at_fpr(y_true: np.ndarray, score: np.ndarray, max_fpr: float) -> float:
     return float(tpr[fpr <= max_fpr + 1e-12].max())
 
 
+def parse_target(target: str) -> tuple[str, float | None]:
+    """A threshold target as (kind, false-positive rate): ("balanced", None), ("fpr", rate) or
+    ("source_fpr", rate), with the rate in [0, 1); anything else is a ValueError saying what to write."""
+    kind, sep, text = target.partition("=")
+    if kind == "balanced" and not sep:
+        return kind, None
+    if kind not in ("fpr", "source_fpr") or not sep:
+        raise ValueError(f"unknown threshold target {target!r}: use 'balanced', 'fpr=<rate>' or "
+                         f"'source_fpr=<rate>'")
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = float("nan")
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"threshold target {target!r}: the false-positive rate must be a number in [0, 1), "
+                         f"e.g. {kind}=0.05")
+    return kind, rate
+
+
 def threshold_for(y_true: np.ndarray, score: np.ndarray, target: str, sources: np.ndarray | None = None) -> float:
     """A decision threshold chosen on (validation) scores: target "fpr=0.05" gives the lowest
     threshold whose false-positive rate stays within 5%; "source_fpr=0.05" the lowest that keeps
     it within 5% for every real source in `sources` (one per image) — so an easy real source
     cannot hide a hard one; "balanced" maximises balanced accuracy."""
-    if target.startswith("source_fpr="):
+    kind, rate = parse_target(target)
+    if kind == "source_fpr":
         if sources is None:
             raise ValueError(f"threshold target {target!r} needs each image's source")
         real_sources = sorted(set(sources[y_true == 0].tolist()))
         per_source = [threshold_for(y_true[(y_true == 1) | (sources == s)], score[(y_true == 1) | (sources == s)],
-                                    "fpr=" + target.split("=", 1)[1]) for s in real_sources]
+                                    f"fpr={rate}") for s in real_sources]
         return max(per_source)
     fpr, tpr, thresholds = roc_curve(y_true, score)
     finite = np.isfinite(thresholds)
-    if target == "balanced":
+    if kind == "balanced":
         i = int(np.argmax(np.where(finite, (tpr + 1 - fpr) / 2, -1)))
-    elif target.startswith("fpr="):
-        try:
-            rate = float(target[4:])
-        except ValueError:
-            rate = float("nan")
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"threshold target {target!r}: the false-positive rate must be a number in [0, 1), "
-                             f"e.g. fpr=0.05")
+    else:
         ok = finite & (fpr <= rate + 1e-12)
         if not ok.any():
             raise ValueError(f"no threshold keeps {target} on these scores (too many reals share the top "
                              f"scores) — relax the target or use 'balanced'")
         i = int(np.flatnonzero(ok)[-1])
-    else:
-        raise ValueError(f"unknown threshold target {target!r}: use 'balanced', 'fpr=<rate>' or "
-                         f"'source_fpr=<rate>'")
     return float(thresholds[i])
 
 

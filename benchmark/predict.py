@@ -25,7 +25,7 @@ from pathlib import Path
 from absl import app, flags
 from tqdm import tqdm
 
-from train.cli import main_entry, run_main
+from train.cli import EXIT_DONE, EXIT_INPUT, main_entry, run_main
 from train.data import IMAGE_SUFFIXES, DataError  # noqa: E402
 from train.io import make_folder  # noqa: E402
 
@@ -110,7 +110,6 @@ def define_flags() -> None:
                         "drawn, verdicts and errors, sortable by p(fake); self-contained.")
     flags.DEFINE_integer("threads", None, "Photos judged at once, each on an interpreter of its own (default: all "
                          "cores).", lower_bound=1)
-    flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
 
 def main(argv):
@@ -142,13 +141,13 @@ def main(argv):
             print(f"written {write_sheet(verdicts, FLAGS.html, FLAGS.model, detector.threads)}", file=sys.stderr)
         all_failed.append(all(r["error"] for r in rows))
 
-    code = run_main(job, FLAGS.debug)
-    if code == 0 and all_failed and all_failed[0]:
+    code = run_main(job)
+    if code == EXIT_DONE and all_failed and all_failed[0]:
         print("error: no photo could be read (see the error column)", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
     return code
 
 
 if __name__ == "__main__":
     define_flags()
-    main_entry(main)
+    main_entry(main, positional="photos, folders or globs")

@@ -130,7 +130,6 @@ def define_flags() -> None:
     flags.DEFINE_integer("threads", None, "Threads of the parallel path (default: all cores).", lower_bound=1)
     flags.DEFINE_integer("repeats", 2, "Run each path this many times and report the fastest.", lower_bound=1)
     flags.DEFINE_string("out", None, "JSON file for the results (written atomically); default: print only.")
-    flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
 
 def spread(paths: list[str], limit: int | None) -> list[str]:
@@ -162,9 +161,9 @@ def main(argv):
             atomic_write_json(FLAGS.out, result)
             print(f"\nwritten {FLAGS.out}")
 
-    return run_main(job, FLAGS.debug)
+    return run_main(job)
 
 
 if __name__ == "__main__":
     define_flags()
-    main_entry(main)
+    main_entry(main, positional="photos, folders or globs")

@@ -21,7 +21,7 @@ WORST_K = 5
 def reference_for(info: ModelInfo, infos: dict[str, ModelInfo]) -> str | None:
     """Name of the float32 export of the same run and kind as `info`, if it was benchmarked."""
     return next((name for name, ref in infos.items() if ref.variant == "float32"
-                 and ref.extra.get("run", "") == info.extra.get("run", "") and ref.ela_in_graph == info.ela_in_graph),
+                 and ref.run == info.run and ref.ela_in_graph == info.ela_in_graph),
                 None)
 
 
@@ -59,7 +59,7 @@ def quantization_rows(infos: dict[str, ModelInfo], scores: dict[str, dict[Path, 
         for ts in TEST_SETS:
             row = compare(sets.get(ts.name, []), infos[ref], scores[ref], info, scores[name])
             if row:
-                rows.append({"run": info.extra.get("run", ""), "reference": ref, "model": name,
+                rows.append({"run": info.run, "reference": ref, "model": name,
                              "variant": info.variant, "set": ts.name, **row})
     return rows
 

@@ -71,7 +71,7 @@ def robustness_rows(models: dict[str, tuple[ModelInfo, TfliteModel]], sets: dict
             for set_name, recs in sets.items():
                 y, p = labelled(recs, p_fake)
                 if len(y):
-                    rows.append({"model": name, "variant": info.variant, "run": info.extra.get("run", ""),
+                    rows.append({"model": name, "variant": info.variant, "run": info.run,
                                  "condition": condition, "set": set_name, "n": int(len(y)),
                                  "accuracy": accuracy(y, p, info.threshold)["accuracy"], "auc": roc_auc(y, p)})
     return rows

@@ -74,8 +74,8 @@ def model_results(path: Path, info: ModelInfo, p_fake: dict[Path, float], sets: 
             metrics["n_fake"] = metrics["n"]
             metrics["auc"] = roc_auc(np.concatenate([y_real, y_fake]), np.concatenate([p_real, p_src]))
             held_out[source] = metrics
-    return {"path": str(path), "config": info.config, "variant": info.variant, "run": info.extra.get("run", ""),
-            "threshold": info.threshold, "sets": per_set, "train_sources": trained_on, "held_out": held_out}
+    return {"path": str(path), "config": info.config, "variant": info.variant, "run": info.run,
+            "threshold": info.threshold, "sets": per_set, "train_sources": list(trained_on), "held_out": held_out}
 
 
 def run_folder(path: Path) -> Path | None:
@@ -151,7 +151,7 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
         image = next(iter(images[key].values()), np.full((info.preprocessing.input_size,) * 2 + (3,), 128, np.uint8))
         for threads in latency_threads:
             row = measure_in_child(path, image, threads, latency_runs)
-            row.update(model=name, variant=info.variant, run=info.extra.get("run", ""),
+            row.update(model=name, variant=info.variant, run=info.run,
                        size_bytes=path.stat().st_size, ela_in_graph=info.ela_in_graph)
             latency.append(row)
     preprocessing = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from absl import app, flags
 
-from benchmark.metrics import accuracy, threshold_for
+from benchmark.metrics import accuracy, parse_target, threshold_for
 from convert.metadata import read_model_info
 from convert.runtime import TfliteModel
 from train.cli import main_entry, run_main
@@ -50,14 +50,15 @@ def define_flags() -> None:
     flags.DEFINE_string("target", "balanced", "'balanced' (max balanced accuracy), 'fpr=<rate>' (e.g. fpr=0.05: at most "
                         "5% of validation reals called fake) or 'source_fpr=<rate>' (at most that rate for every real "
                         "source).")
-    flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.model:
         raise app.UsageError("--model is required")
+    try:
+        parse_target(FLAGS.target)
+    except ValueError as err:
+        raise app.UsageError(str(err)) from None
 
     def job():
         r = choose_threshold(FLAGS.model, FLAGS.data, FLAGS.target)
@@ -66,7 +67,7 @@ def main(argv):
         print("called fake on validation: " + ", ".join(f"{s} {v:.3f}" for s, v in r["called_fake_by_source"].items()))
         print(f"write it into the model: python -m convert --run <run> --threshold {r['threshold']:.6f}")
 
-    return run_main(job, FLAGS.debug)
+    return run_main(job)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from convert.variants import DEFAULT_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE, VARIANTS
+from convert.variants import DEFAULT_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE, VARIANTS, check_variants
 from train.cli import main_entry, run_main
 
 FLAGS = flags.FLAGS
@@ -33,14 +33,15 @@ flags.DEFINE_integer("qat_epochs", QAT_EPOCHS, "int8_qat: epochs of quantisation
 flags.DEFINE_float("qat_learning_rate", QAT_LEARNING_RATE, "int8_qat: Adam learning rate of the quantisation-aware "
                    "training.", lower_bound=1e-12)
 flags.DEFINE_string("show", None, "Print the FakeLens metadata of a .tflite file and exit.")
-flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.run and not FLAGS.show:
         raise app.UsageError("--run is required: the training run folder to convert (or --show MODEL)")
+    try:
+        check_variants(FLAGS.variants, FLAGS.ela_in_graph)
+    except ValueError as err:
+        raise app.UsageError(str(err)) from None
 
     def job():
         import json
@@ -56,7 +57,7 @@ def main(argv):
                                  FLAGS.bake_threshold)
         print(format_report(reports))
 
-    return run_main(job, FLAGS.debug)
+    return run_main(job)
 
 
 if __name__ == "__main__":

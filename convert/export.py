@@ -26,7 +26,7 @@ from convert.model_card import convert_command, export_card
 from convert.qat import fine_tune_quantized
 from convert.runtime import TfliteModel
 from convert.variants import (DEFAULT_VARIANTS, INTEGER_IO_DTYPE, INTEGER_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE,
-                              VARIANT_TEXT, VARIANTS)
+                              VARIANT_TEXT, VARIANTS, check_variants)
 from train.data import DataError, Record, load_records, preprocess_records, select
 from train.io import atomic_write_bytes, atomic_write_json, atomic_write_text, make_folder
 from train.run_folder import Run, RunError, load_run
@@ -124,19 +124,13 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     every client's top-1 class is then the decision at `threshold`, the metadata's threshold is
     0.5 and its `baked_threshold` the given one; the files get "_baked" in their names.
     """
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise ValueError(f"unknown variant(s) {', '.join(unknown)} — choose from {','.join(VARIANTS)}")
+    check_variants(variants, ela_in_graph)
     run = load_run(folder)
     out_arg, data_arg = out, data  # as given, for the card's convert command
     out = make_folder(export_folder(run.folder, out))  # fail before converting, not after
     cfg = run.config
     prep = cfg.preprocessing()
     model, suffix = run.model, ""
-    if ela_in_graph:
-        unsupported = set(variants) - {"float32", "int8"}
-        if unsupported:
-            raise ValueError(f"--ela_in_graph exports float32 and int8 only, not {', '.join(sorted(unsupported))}")
     if bake:
         model, suffix = bake_threshold(model, threshold), "_baked"
     if ela_in_graph:
@@ -165,8 +159,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                          description=f"FakeLens {cfg.description} ({VARIANT_TEXT.get(variant, variant)}"
                                      f"{', ELA in graph' if ela_in_graph else ''}"
                                      f"{f', threshold {threshold:g} baked in' if bake else ''}).",
-                         extra={"protocol": cfg.protocol, "run": run.name,
-                                "data_counts": run.summary["data"].get("counts", {})})
+                         run=run.name, protocol=cfg.protocol, train_sources=tuple(sorted(cfg.sources)),
+                         extra={"data_counts": run.summary["data"].get("counts", {})})
         qat_summary = None
         if ela_in_graph and variant == "int8":
             converted = quantize_keeping_ela_float(model, lambda: ([img[None]] for img in calibration))

@@ -5,8 +5,10 @@ author, licence; the input's image properties and normalisation (mean 0, std 1: 
 RGB pixels 0..255 and rescales itself); the output's labels as an associated `labels.txt`; and
 everything a phone or the benchmark needs to preprocess exactly as in training — the
 `Preprocessing` (ELA parameters included), labels, score threshold (and the threshold baked into
-the scores, if any) — as an associated `fakelens.json`, repeated in the subgraph's custom
-metadata. `read_model_info` is the exact inverse; a model without these is a clear `MetadataError`.
+the scores, if any), and the facts the benchmark pairs and splits models by (the training run,
+its protocol, the sources it trained on) — as an associated `fakelens.json`, repeated in the
+subgraph's custom metadata. `read_model_info` is the exact inverse; a model without these is a
+clear `MetadataError`. Exports of schema 1 (those facts in the free-form `extra`) are still read.
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ INFO_FILE = "fakelens.json"
 LABEL_FILE = "labels.txt"
 CARD_FILE = "MODEL_CARD.md"  # the export's model card (convert/model_card.py), when given
 CUSTOM_NAME = "fakelens"
-INFO_SCHEMA_VERSION = 1
+INFO_SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, INFO_SCHEMA_VERSION)  # 1: run, protocol and sources only in `extra`
 LABELS = ("real", "fake")  # output order of every FakeLens classifier
 MAX_ASSOCIATED_BYTES = 1 << 20  # associated files are small text; refuse anything larger
 INPUT_MEAN, INPUT_STD = 0.0, 1.0  # the input's normalisation: none, the model rescales pixels 0..255 itself
@@ -46,6 +49,9 @@ class ModelInfo:
     name: str
     preprocessing: Preprocessing
     config: str = ""
+    run: str = ""  # the training run folder's name: the exports of one run are compared with each other
+    protocol: str = ""  # the run's data protocol ("as_is" or "controlled")
+    train_sources: tuple[str, ...] = ()  # what the run trained on; the benchmark's held-out generators are the rest
     variant: str = "float32"
     labels: tuple[str, ...] = LABELS
     threshold: float = 0.5  # fake when p(fake) >= threshold
@@ -55,12 +61,7 @@ class ModelInfo:
     version: str = __version__
     author: str = "FakeLens"
     license: str = "Apache-2.0 (code); see the training data's licences for the weights"
-    extra: dict = field(default_factory=dict)  # free-form facts (e.g. training data hash)
-
-    @property
-    def train_sources(self) -> list[str]:
-        """The sources the model was trained on, from the data counts its export recorded."""
-        return sorted({key.split("/")[0] for key in self.extra.get("data_counts", {})})
+    extra: dict = field(default_factory=dict)  # free-form facts for people (e.g. the images per source/split)
 
     @property
     def input_preprocessing(self) -> Preprocessing:
@@ -69,6 +70,7 @@ class ModelInfo:
 
     def to_json(self) -> dict:
         return {"schema_version": INFO_SCHEMA_VERSION, "model_name": self.name, "config": self.config,
+                "run": self.run, "protocol": self.protocol, "train_sources": list(self.train_sources),
                 "variant": self.variant, "labels": list(self.labels), "threshold": self.threshold,
                 "ela_in_graph": self.ela_in_graph, "baked_threshold": self.baked_threshold,
                 "preprocessing": self.preprocessing.to_dict(),
@@ -77,25 +79,40 @@ class ModelInfo:
     @classmethod
     def from_json(cls, d: dict, description: str = "", author: str = "", license: str = "") -> "ModelInfo":
         """The inverse of `to_json`, for a file's contents: each field type- and range-checked,
-        so a damaged or hand-edited fakelens.json is refused rather than misread."""
-        if not isinstance(d, dict) or d.get("schema_version") != INFO_SCHEMA_VERSION:
-            version = d.get("schema_version") if isinstance(d, dict) else None
-            raise MetadataError(f"{INFO_FILE} schema version {version!r:.40} is not supported "
-                                f"(expected {INFO_SCHEMA_VERSION}) — re-export the model with this FakeLens")
+        so a damaged or hand-edited fakelens.json is refused rather than misread. A schema-1
+        document is read through `from_schema_1`."""
+        version = d.get("schema_version") if isinstance(d, dict) else None
+        if type(version) is not int or version not in READABLE_SCHEMA_VERSIONS:
+            raise MetadataError(f"{INFO_FILE} schema version {version!r:.40} is not supported (this FakeLens reads "
+                                f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}) — re-export the model with this FakeLens")
         try:
+            if version == 1:
+                d = from_schema_1(d)
             labels = d.get("labels")
             if labels != list(LABELS):
                 raise fields.FieldError(f"{INFO_FILE}.labels must be {list(LABELS)}, got {labels!r:.60}")
             extra = fields.mapping(d.get("extra", {}), f"{INFO_FILE}.extra")
             return cls(name=fields.text(d, "model_name", INFO_FILE), labels=LABELS,
                        preprocessing=Preprocessing.from_dict(d.get("preprocessing"), f"{INFO_FILE}.preprocessing"),
-                       config=fields.text(d, "config", INFO_FILE, ""), variant=fields.text(d, "variant", INFO_FILE, ""),
+                       config=fields.text(d, "config", INFO_FILE, ""), run=fields.text(d, "run", INFO_FILE, ""),
+                       protocol=fields.text(d, "protocol", INFO_FILE, ""),
+                       train_sources=fields.texts(d, "train_sources", INFO_FILE, ()),
+                       variant=fields.text(d, "variant", INFO_FILE, ""),
                        threshold=fields.number(d, "threshold", INFO_FILE, 0.0, 1.0, open_interval=True),
                        ela_in_graph=fields.boolean(d, "ela_in_graph", INFO_FILE, False),
                        baked_threshold=baked_threshold(d), description=description,
                        version=fields.text(d, "version", INFO_FILE, ""), author=author, license=license, extra=extra)
         except ValueError as err:
             raise MetadataError(f"{err} — re-export the model with `python -m convert`") from None
+
+
+def from_schema_1(d: dict) -> dict:
+    """A schema-1 fakelens.json as schema 2: `extra.run` and `extra.protocol` become fields, and
+    the trained-on sources are the `source` parts of `extra.data_counts`' "source/split" keys."""
+    extra = dict(fields.mapping(d.get("extra", {}), f"{INFO_FILE}.extra"))
+    counts = fields.mapping(extra.get("data_counts", {}), f"{INFO_FILE}.extra.data_counts")
+    sources = sorted({key.split("/")[0] for key in counts})
+    return dict(d, run=extra.pop("run", ""), protocol=extra.pop("protocol", ""), train_sources=sources, extra=extra)
 
 
 def baked_threshold(d: dict) -> float | None:

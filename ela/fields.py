@@ -60,3 +60,11 @@ def text(d: dict, key: str, where: str, default: Any = REQUIRED) -> str:
     if not isinstance(value, str):
         raise FieldError(f"{where}.{key} must be a string, got {value!r:.60}")
     return value
+
+
+def texts(d: dict, key: str, where: str, default: Any = REQUIRED) -> tuple[str, ...]:
+    """A JSON array of strings, as a tuple."""
+    value = _get(d, key, where, default)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise FieldError(f"{where}.{key} must be an array of strings, got {value!r:.60}")
+    return tuple(value)

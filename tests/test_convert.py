@@ -38,26 +38,79 @@ def test_int8_agrees_with_float32_on_validation_images(tiny_export):
 
 
 def test_exported_metadata_round_trips_preprocessing(tiny_export):
+    from train.demo_data import SOURCES, TEST_ONLY
+    sources = tuple(sorted(set(SOURCES) - TEST_ONLY))  # the demo config trains on every source with training images
     for variant, report in tiny_export.items():
         info = read_model_info(report["path"])
         assert info.variant == variant and info.config == "demo"
+        assert (info.run, info.protocol, info.train_sources) == ("tiny", "as_is", sources)
+        assert set(info.extra) == {"data_counts"}
         assert info.preprocessing == Preprocessing(96, ela=TINY_ELA)
         assert info.labels == ("real", "fake") and info.threshold == 0.5
         assert "FakeLens" in info.description
 
 
 def test_metadata_round_trip_of_every_field(small_float_model):
-    info = ModelInfo(name="m", config="gan_sd_ela", variant="float32", threshold=0.5, baked_threshold=0.37,
+    info = ModelInfo(name="m", config="gan_sd_ela", run="gan_sd_ela_controlled", protocol="controlled",
+                     train_sources=("gan_faces", "real_ffhq"), variant="float32", threshold=0.5, baked_threshold=0.37,
                      preprocessing=Preprocessing(64, ela=ElaParams(80, "auto", "full"), format_control=FormatControl(72, 91)),
-                     extra={"protocol": "controlled"})
+                     extra={"data_counts": {"gan_faces/train": 3}})
     back = read_model_info(write_metadata(small_float_model, info))
     assert back == info
+    assert info.to_json()["schema_version"] == 2 and info.to_json()["train_sources"] == ["gan_faces", "real_ffhq"]
     # the standard tflite-support reader sees labels and normalisation too
     from tensorflow_lite_support.metadata.python import metadata as md
     displayer = md.MetadataDisplayer.with_model_buffer(write_metadata(small_float_model, info))
     assert set(displayer.get_packed_associated_file_list()) == {"fakelens.json", "labels.txt"}
     assert displayer.get_associated_file_buffer("labels.txt") == b"real\nfake\n"
     assert '"std": [\n              1.0' in displayer.get_metadata_json() or '"std"' in displayer.get_metadata_json()
+
+
+# fakelens.json as FakeLens wrote it before schema 2 (an export of runs/fakelens/fakelens_none, trimmed)
+SCHEMA_1 = {"schema_version": 1, "model_name": "fakelens_none_int8", "config": "fakelens", "variant": "int8",
+            "labels": ["real", "fake"], "threshold": 0.41, "ela_in_graph": False, "baked_threshold": None,
+            "preprocessing": Preprocessing(64).to_dict(), "version": "0.1.0",
+            "extra": {"protocol": "as_is", "run": "fakelens_none", "note": "kept",
+                      "data_counts": {"gan_faces/train": 384, "gan_faces/val": 70, "real_lfw/train": 843}}}
+
+
+def test_a_schema_1_export_is_read_with_its_run_protocol_and_sources_as_fields(small_float_model, monkeypatch):
+    monkeypatch.setattr(ModelInfo, "to_json", lambda self: SCHEMA_1)  # the writer as schema 1 used it
+    old = write_metadata(small_float_model, ModelInfo(name="fakelens_none_int8", preprocessing=Preprocessing(64)))
+    monkeypatch.undo()
+    info = read_model_info(old)
+    assert (info.name, info.variant, info.threshold) == ("fakelens_none_int8", "int8", 0.41)
+    assert (info.run, info.protocol, info.train_sources) == ("fakelens_none", "as_is", ("gan_faces", "real_lfw"))
+    assert info.extra == {"note": "kept", "data_counts": SCHEMA_1["extra"]["data_counts"]}
+    assert ModelInfo.from_json(info.to_json(), info.description, info.author, info.license) == info  # re-written as 2
+
+
+@pytest.mark.parametrize("change,words", [({"schema_version": 3}, "schema version 3 is not supported"),
+                                          ({"schema_version": True}, "schema version True is not supported"),
+                                          ({"extra": {"run": 7}}, "fakelens.json.run must be a string"),
+                                          ({"extra": {"data_counts": []}}, "extra.data_counts must be a JSON object"),
+                                          ({"extra": "x"}, "fakelens.json.extra must be a JSON object")])
+def test_a_damaged_schema_1_document_is_refused_naming_the_field(change, words):
+    from convert.metadata import MetadataError
+    with pytest.raises(MetadataError, match=words):
+        ModelInfo.from_json(dict(SCHEMA_1, **change))
+
+
+def test_the_kotlin_readers_golden_metadata_reads_the_same_in_python():
+    """android_demo/core/make_golden.py's fakelens.json documents (schemas 1 and 2) and what its
+    Kotlin tests expect of them: the Python reader must agree, so both readers map schema 1 alike."""
+    import importlib.util
+    from tests.conftest import ROOT
+    spec = importlib.util.spec_from_file_location("make_golden", ROOT / "android_demo" / "core" / "make_golden.py")
+    make_golden = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_golden)
+    docs = make_golden.metadata_documents()
+    assert {doc["schema_version"] for _, doc, _ in docs} == {1, 2}
+    for fname, doc, expected in docs:
+        info = ModelInfo.from_json(doc)
+        got = (info.name, info.variant, info.threshold, info.run, info.protocol, list(info.train_sources))
+        assert got == tuple(expected[k] for k in ("model_name", "variant", "threshold", "run", "protocol",
+                                                  "train_sources")), fname
 
 
 def test_convert_rejects_a_folder_that_is_not_a_run(tmp_path):
@@ -134,8 +187,12 @@ def test_baked_threshold_moves_the_decision_to_one_half(threshold):
     unsaturated = (np.minimum(p, 1 - p) > 1e-4) & (q.min(axis=1) > 1e-4)
     logit_q = np.log(q[:, 1].astype(np.float64) / q[:, 0])
     assert unsaturated.mean() > 0.2 and np.allclose((logit_q - logit_p)[unsaturated], -shift, atol=1e-3)
-    if threshold == 0.5:
-        assert all(np.array_equal(a, b) for a, b in zip(baked.get_weights(), before))
+
+
+def test_baking_one_half_changes_no_weight():
+    from convert.bake import bake_threshold
+    model = _softmax_head_model()
+    assert all(np.array_equal(a, b) for a, b in zip(bake_threshold(model, 0.5).get_weights(), model.get_weights()))
 
 
 def test_bake_threshold_needs_the_softmax_head():

@@ -221,14 +221,13 @@ def test_int8_classifier_after_float_ela():
     assert interp.get_input_details()[0]["dtype"] == np.uint8
     tensors = {t["index"]: t for t in interp.get_tensor_details()}
     ela_names = set(ela_tensor_names(quantised, model))
-    float_ops, int8_ops = set(), set()
-    for op in interp._get_ops_details():
-        outs = [tensors[i] for i in op["outputs"] if i >= 0]
-        if any(t["name"] in ela_names for t in outs):
-            assert all(t["dtype"] in (np.float32, np.int32) for t in outs), (op["op_name"], outs)
-            float_ops.add(op["op_name"])
-        elif any(t["dtype"] == np.int8 for t in outs):
-            int8_ops.add(op["op_name"])
+    ops = [(op["op_name"], [tensors[i] for i in op["outputs"] if i >= 0]) for op in interp._get_ops_details()]
+    is_ela = [any(t["name"] in ela_names for t in outs) for _, outs in ops]
+    not_float = [(name, outs) for (name, outs), ela in zip(ops, is_ela)
+                 if ela and not all(t["dtype"] in (np.float32, np.int32) for t in outs)]
+    assert not not_float, not_float
+    float_ops = {name for (name, _), ela in zip(ops, is_ela) if ela}
+    int8_ops = {name for (name, outs), ela in zip(ops, is_ela) if not ela and any(t["dtype"] == np.int8 for t in outs)}
     assert {"CONV_2D", "FLOOR"} <= float_ops
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"} <= int8_ops
     details = interp.get_output_details()

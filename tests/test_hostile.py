@@ -171,8 +171,11 @@ def test_a_second_command_on_the_same_output_folder_refuses_at_once(tmp_path, st
     ("threshold", "0.5", "threshold must be a number in (0.0, 1.0)"),
     ("labels", ["fake", "real"], "labels must be ['real', 'fake']"),
     ("labels", [f"class{i}" for i in range(1000)], "labels must be ['real', 'fake']"),
-    ("schema_version", 2, "schema version 2 is not supported"),
+    ("schema_version", 3, "schema version 3 is not supported"),
     ("preprocessing", {"schema_version": 1, "input_size": 224.0}, "input_size must be an integer"),
+    ("train_sources", "gan_faces", "train_sources must be an array of strings"),
+    ("train_sources", ["gan_faces", 3], "train_sources must be an array of strings"),
+    ("run", None, "run must be a string"),
 ])
 def test_fakelens_json_fields_are_type_and_range_checked(field, value, words):
     from convert.metadata import MetadataError, ModelInfo

@@ -9,8 +9,9 @@ import dataclasses
 
 from absl import app, flags
 
-from train.cli import main_entry, run_main
-from train.configs import CONFIGS, LR_SCALINGS, LR_SCHEDULES, STRATEGIES, get_config, override
+from ela.transform import RESOLUTIONS
+from train.cli import EXIT_DONE, main_entry, run_main
+from train.configs import CONFIGS, LR_SCALINGS, LR_SCHEDULES, PROTOCOLS, STRATEGIES, TrainConfig, get_config, override
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("config", "demo", list(CONFIGS), "Named experiment config.")
@@ -33,10 +34,10 @@ flags.DEFINE_integer("views", None, "Override how many augmented views of each t
 flags.DEFINE_enum("lr_schedule", None, list(LR_SCHEDULES), "Override the learning rate over the run: constant, "
                   "or cosine decay from --learning_rate to 0 over all steps.")
 flags.DEFINE_integer("max_per_source", None, "Use at most this many images per source and split.", lower_bound=1)
-flags.DEFINE_enum("protocol", None, ["as_is", "controlled"],
+flags.DEFINE_enum("protocol", None, list(PROTOCOLS),
                   "as_is: files as they are; controlled: resize + JPEG re-encode every image (format bias removed).")
 flags.DEFINE_integer("seed", None, "Random seed.")
-flags.DEFINE_enum("ela_resolution", None, ["full", "resized"], "Override where ELA is computed: on the decoded "
+flags.DEFINE_enum("ela_resolution", None, list(RESOLUTIONS), "Override where ELA is computed: on the decoded "
                   "image ('full') or on the resized model input ('resized', needed for convert --ela_in_graph).")
 flags.DEFINE_bool("cache_trunk", None, "Compute the frozen layers once per image and train the tail on them "
                   "(default); --nocache_trunk runs the whole model at every step (same result, slower).")
@@ -51,39 +52,46 @@ flags.DEFINE_multi_string("set", [], "Set any config field: --set field=value (r
                           "e.g. --set augment.grey_p=0.3 --set augment.jpeg_quality=[60,100]); applied after the "
                           "named flags.")
 flags.DEFINE_bool("list_configs", False, "Print the named configs and exit.")
-flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
 OVERRIDES = ("epochs", "batch_size", "alpha", "input_size", "weights", "unfreeze", "dropout", "learning_rate", "lr_schedule",
              "max_per_source", "protocol", "seed", "cache_trunk")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS.list_configs:
         for name, cfg in CONFIGS.items():
             print(f"{name:16s} {cfg.description}")
-        return 0
+        return EXIT_DONE
+
+    try:
+        cfg = config_from_flags()
+    except ValueError as err:  # a value out of range, or an override the config cannot take
+        raise app.UsageError(str(err)) from None
 
     def job():
         from train.run import train_run  # TensorFlow loads only when there is work
-        cfg = get_config(FLAGS.config)
-        cfg = dataclasses.replace(cfg, **{k: FLAGS[k].value for k in OVERRIDES if FLAGS[k].value is not None})
-        for name in ("sources", "exclude_sources"):
-            if FLAGS[name].value is not None:
-                cfg = dataclasses.replace(cfg, **{name: tuple(FLAGS[name].value)})
-        if FLAGS.views is not None:
-            if cfg.augment is None:
-                raise ValueError(f"--views: config {cfg.name!r} uses no augmentation")
-            cfg = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, views=FLAGS.views))
-        cfg = override(cfg, FLAGS.set)
-        if FLAGS.ela_resolution:
-            if cfg.ela is None:
-                raise ValueError(f"--ela_resolution: config {cfg.name!r} uses no ELA")
-            cfg = dataclasses.replace(cfg, ela=dataclasses.replace(cfg.ela, resolution=FLAGS.ela_resolution))
         train_run(cfg, FLAGS.data, FLAGS.out or f"runs/{cfg.name}", FLAGS.overwrite, FLAGS.strategy, FLAGS.lr_scaling)
 
-    return run_main(job, FLAGS.debug)
+    return run_main(job)
+
+
+def config_from_flags() -> TrainConfig:
+    """The named config with the flags' overrides, each validated by the config itself."""
+    cfg = get_config(FLAGS.config)
+    cfg = dataclasses.replace(cfg, **{k: FLAGS[k].value for k in OVERRIDES if FLAGS[k].value is not None})
+    for name in ("sources", "exclude_sources"):
+        if FLAGS[name].value is not None:
+            cfg = dataclasses.replace(cfg, **{name: tuple(FLAGS[name].value)})
+    if FLAGS.views is not None:
+        if cfg.augment is None:
+            raise ValueError(f"--views: config {cfg.name!r} uses no augmentation")
+        cfg = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, views=FLAGS.views))
+    cfg = override(cfg, FLAGS.set)
+    if FLAGS.ela_resolution:
+        if cfg.ela is None:
+            raise ValueError(f"--ela_resolution: config {cfg.name!r} uses no ELA")
+        cfg = dataclasses.replace(cfg, ela=dataclasses.replace(cfg.ela, resolution=FLAGS.ela_resolution))
+    return cfg
 
 
 if __name__ == "__main__":

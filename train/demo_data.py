@@ -77,8 +77,7 @@ def main(argv):
     from train.cli import run_main
     if len(argv) > 2:
         raise app.UsageError(f"one output folder at most, got {' '.join(argv[1:])}")
-    return run_main(lambda: print(make_demo_dataset(argv[1] if len(argv) > 1 else "demo_data",
-                                                    flags.FLAGS.seed)), flags.FLAGS.debug)
+    return run_main(lambda: print(make_demo_dataset(argv[1] if len(argv) > 1 else "demo_data", flags.FLAGS.seed)))
 
 
 if __name__ == "__main__":
@@ -86,5 +85,4 @@ if __name__ == "__main__":
 
     from train.cli import main_entry
     flags.DEFINE_integer("seed", 0, "Seed of the synthetic images (the demo's numbers are for seed 0).", lower_bound=0)
-    flags.DEFINE_bool("debug", False, "Show full tracebacks.")
-    main_entry(main)
+    main_entry(main, positional="FOLDER")

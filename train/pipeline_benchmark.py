@@ -21,21 +21,23 @@ import time
 from absl import app, flags
 
 from train.cli import main_entry, run_main
-from train.configs import CONFIGS, get_config
+from train.configs import CONFIGS, PROTOCOLS, TrainConfig, get_config
+from train.pipeline import CACHES
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data", "demo_data", "Dataset: a folder with MANIFEST.csv, or a manifest CSV.")
 flags.DEFINE_enum("config", "gan", list(CONFIGS), "Named config: its sources, preprocessing and model.")
-flags.DEFINE_enum("protocol", None, ["as_is", "controlled"], "Override the config's protocol.")
-flags.DEFINE_integer("images", 300, "Train-split images to preprocess, split evenly over the config's sources.")
-flags.DEFINE_integer("batch_size", None, "Override the config's batch size.")
-flags.DEFINE_integer("train_steps", 5, "Training steps (full batches) per training measurement.")
+flags.DEFINE_enum("protocol", None, list(PROTOCOLS), "Override the config's protocol.")
+flags.DEFINE_integer("images", 300, "Train-split images to preprocess, split evenly over the config's sources.",
+                     lower_bound=1)
+flags.DEFINE_integer("batch_size", None, "Override the config's batch size.", lower_bound=1)
+flags.DEFINE_integer("train_steps", 5, "Training steps (full batches) per training measurement.", lower_bound=1)
 flags.DEFINE_integer("input_size", None, "Override the config's input size (pixels).")
 flags.DEFINE_float("alpha", None, "Override the config's MobileNet width multiplier.")
-flags.DEFINE_integer("repeats", 2, "Repeat every measurement this many times and report the fastest.")
-flags.DEFINE_enum("cache", "auto", ["auto", "memory", "file"], "Pipeline cache (file caches go to a temporary folder).")
+flags.DEFINE_integer("repeats", 2, "Repeat every measurement this many times and report the fastest.", lower_bound=1)
+flags.DEFINE_enum("cache", "auto", list(CACHES), "Pipeline cache (file caches go to a temporary folder; none: "
+                  "decode every epoch).")
 flags.DEFINE_string("out", None, "JSON file for the results (written atomically); default: print only.")
-flags.DEFINE_bool("debug", False, "Show full tracebacks.")
 
 
 def loop_load(records, prep) -> list[tuple[object, int]]:
@@ -147,18 +149,18 @@ def markdown(title: str, rows: list[dict], key: str, unit: str) -> str:
     return "\n".join(lines)
 
 
-def run_benchmark() -> dict:
+def config_from_flags() -> TrainConfig:
+    """The named config with this benchmark's few overrides, validated by the config itself."""
+    overrides = {k: FLAGS[k].value for k in ("protocol", "batch_size", "input_size", "alpha")
+                 if FLAGS[k].value is not None}
+    return dataclasses.replace(get_config(FLAGS.config), **overrides)
+
+
+def run_benchmark(cfg: TrainConfig) -> dict:
     from train.data import DataError, load_records, select
     from train.io import atomic_write_json
     from train.pipeline import choose_cache
 
-    cfg = get_config(FLAGS.config)
-    overrides = {k: FLAGS[k].value for k in ("protocol", "batch_size", "input_size", "alpha")
-                 if FLAGS[k].value is not None}
-    cfg = dataclasses.replace(cfg, **overrides)
-    for name in ("images", "train_steps", "repeats"):
-        if FLAGS[name].value < 1:
-            raise ValueError(f"--{name} must be at least 1, got {FLAGS[name].value}")
     records = load_records(FLAGS.data)
     missing = sorted(set(cfg.sources) - {r.source for r in records})
     if missing:
@@ -194,9 +196,11 @@ def run_benchmark() -> dict:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    return run_main(run_benchmark, FLAGS.debug)
+    try:
+        cfg = config_from_flags()
+    except ValueError as err:
+        raise app.UsageError(str(err)) from None
+    return run_main(lambda: run_benchmark(cfg))
 
 
 if __name__ == "__main__":

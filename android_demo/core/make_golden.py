@@ -146,11 +146,23 @@ def fake_tflite(g: Golden, name: str, meta: dict, compression: int) -> str:
     return f"meta/{name}"
 
 
-def metadata_cases(g: Golden):
+def as_schema_1(doc: dict) -> dict:
+    """A schema-2 fakelens.json as FakeLens wrote it before: the run and protocol in `extra`, the
+    trained-on sources only as the "source/split" keys of `extra.data_counts`."""
+    old = {k: v for k, v in doc.items() if k not in ("run", "protocol", "train_sources")}
+    counts = {f"{s}/{split}": 10 for s in reversed(doc["train_sources"]) for split in ("train", "val")}
+    return dict(old, schema_version=1, extra={"run": doc["run"], "protocol": doc["protocol"], "data_counts": counts})
+
+
+def metadata_documents() -> list[tuple[str, dict, dict]]:
+    """(file name, fakelens.json, what a reader gets from it): schema-2 documents as convert.metadata
+    writes them, and schema-1 ones, whose run, protocol and sources the reader takes from `extra`.
+    tests/test_convert.py checks the Python reader against the same expectations."""
     def meta(name, variant, ela, ela_in_graph=False, fc=None, threshold=0.5, size=224, labels=("real", "fake"),
-             **more):
+             sources=("gan_faces", "real_ffhq"), **more):
         pre = Preprocessing(input_size=size, ela=ela, format_control=fc).to_dict()
-        return {"schema_version": 1, "model_name": name, "config": name.split("_")[1], "variant": variant,
+        return {"schema_version": 2, "model_name": name, "config": name.split("_")[1], "run": name.split("_")[1],
+                "protocol": "as_is", "train_sources": list(sources), "variant": variant,
                 "labels": list(labels), "threshold": threshold, "ela_in_graph": ela_in_graph, "preprocessing": pre,
                 **more}
 
@@ -162,18 +174,31 @@ def metadata_cases(g: Golden):
                                fc=FormatControl(70, 95), threshold=0.7, size=128)),
         # `convert --bake_threshold`: the threshold folded into the scores, the metadata's at 0.5
         ("baked_int8.json", meta("fakelens_baked_int8", "int8", ElaParams(90, "auto", "full"), baked_threshold=0.62)),
+        ("controlled_int8.json", meta("fakelens_gan_int8", "int8", None, sources=("gan_faces", "real_lfw", "sd21_faces"),
+                                      protocol="controlled", run="gan_controlled")),
     ]
-    for fname, m in cases:
-        text = json.dumps(m, indent=2)
-        rel = g.write(f"meta/{fname}", text.encode())
-        g.manifest["metadata"].append({"file": rel, "expected": m})
+    docs = [(fname, m, m) for fname, m in cases]
+    docs += [(f"v1_{fname}", as_schema_1(m), dict(m, schema_version=1)) for fname, m in cases]
+    bare = {k: v for k, v in as_schema_1(cases[0][1]).items() if k != "extra"}  # schema 1 without extra
+    docs.append(("v1_no_extra.json", bare, dict(bare, run="", protocol="", train_sources=[])))
+    return docs
+
+
+def metadata_cases(g: Golden):
+    docs = metadata_documents()
+    for fname, doc, expected in docs:
+        rel = g.write(f"meta/{fname}", json.dumps(doc, indent=2).encode())
+        g.manifest["metadata"].append({"file": rel, "expected": expected})
     # the same document written compactly and with unicode / escapes, and tflite containers
-    odd = dict(cases[0][1], model_name="caf\u00e9 \"quoted\"\\path\u263a", threshold=5e-1)
+    first, old = docs[0][1], next(doc for fname, doc, _ in docs if fname.startswith("v1_"))
+    odd = dict(first, model_name="caf\u00e9 \"quoted\"\\path\u263a", threshold=5e-1)
     rel = g.write("meta/escapes.json", json.dumps(odd, ensure_ascii=True, separators=(",", ":")).encode())
     g.manifest["metadata"].append({"file": rel, "expected": odd})
-    for fname, comp in (("stored.tflite", zipfile.ZIP_STORED), ("deflated.tflite", zipfile.ZIP_DEFLATED)):
-        rel = fake_tflite(g, fname, cases[0][1], comp)
-        g.manifest["metadata"].append({"file": rel, "expected": cases[0][1], "container": "tflite"})
+    for fname, doc, comp in (("stored.tflite", first, zipfile.ZIP_STORED), ("deflated.tflite", first, zipfile.ZIP_DEFLATED),
+                             ("v1_stored.tflite", old, zipfile.ZIP_STORED)):
+        rel = fake_tflite(g, fname, doc, comp)
+        expected = next(e for _, d, e in docs if d is doc)
+        g.manifest["metadata"].append({"file": rel, "expected": expected, "container": "tflite"})
 
 
 def real_export_case(g: Golden):
@@ -193,6 +218,7 @@ def real_export_case(g: Golden):
     model = tf.keras.Model(inp, tf.keras.layers.Dense(2, activation="softmax")(x))
     flat = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     info = ModelInfo(name="fakelens_tiny_float32", config="gan", variant="float32", threshold=0.42,
+                     run="tiny", protocol="controlled", train_sources=("gan_faces", "real_lfw"),
                      preprocessing=Preprocessing(32, ElaParams(85, 7.5, "resized")), extra={"note": "golden"})
     data = write_metadata(flat, info)
     assert read_model_info(data) == info

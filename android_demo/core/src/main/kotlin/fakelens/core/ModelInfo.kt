@@ -71,7 +71,11 @@ data class Preprocessing(
     }
 }
 
-/** Everything `fakelens.json` tells the app about a model. */
+/**
+ * Everything `fakelens.json` tells the app about a model. Schema 2 (convert/metadata.py) names the
+ * training run, its protocol and sources as fields; schema 1 kept them in the free-form `extra`, from
+ * which they are read the way the Python reader does (`from_schema_1`).
+ */
 data class ModelInfo(
     val schemaVersion: Int,
     val modelName: String,
@@ -83,6 +87,10 @@ data class ModelInfo(
     val preprocessing: Preprocessing,
     /** The threshold folded into the scores by `convert --bake_threshold` (then [threshold] is 0.5), or null. */
     val bakedThreshold: Double? = null,
+    /** The training run folder's name, its data protocol, and the sources it trained on (sorted). */
+    val run: String = "",
+    val protocol: String = "",
+    val trainSources: List<String> = emptyList(),
 ) {
     init {
         if (labels.size != 2) throw ModelInfoException("expected 2 labels [real, fake], got $labels")
@@ -100,7 +108,8 @@ data class ModelInfo(
     val realIndex: Int get() = 1 - fakeIndex
 
     companion object {
-        const val SCHEMA_VERSION = 1
+        const val SCHEMA_VERSION = 2
+        val READABLE_SCHEMA_VERSIONS = setOf(1, SCHEMA_VERSION)
 
         fun parse(jsonText: String): ModelInfo {
             val root = try {
@@ -113,9 +122,10 @@ data class ModelInfo(
 
         fun fromJson(d: Map<String, Any?>): ModelInfo {
             val version = d.int("schema_version")
-            if (version != SCHEMA_VERSION) {
-                throw ModelInfoException("fakelens.json schema version $version is not supported (this app reads version $SCHEMA_VERSION) — re-export the model")
+            if (version !in READABLE_SCHEMA_VERSIONS) {
+                throw ModelInfoException("fakelens.json schema version $version is not supported (this app reads versions ${READABLE_SCHEMA_VERSIONS.sorted().joinToString()}) — re-export the model")
             }
+            val facts = if (version == 1) schema1Facts(d) else d
             val labels = (d["labels"] ?: listOf("real", "fake")).asList("labels").map { it as? String ?: throw ModelInfoException("labels must be strings") }
             return ModelInfo(
                 schemaVersion = version,
@@ -127,7 +137,20 @@ data class ModelInfo(
                 elaInGraph = d.bool("ela_in_graph", false),
                 preprocessing = preprocessingFromJson(d["preprocessing"].asObject("preprocessing")),
                 bakedThreshold = d.optionalNumber("baked_threshold"),
+                run = facts.string("run", ""),
+                protocol = facts.string("protocol", ""),
+                trainSources = (facts["train_sources"] ?: emptyList<String>()).asList("train_sources")
+                    .map { it as? String ?: throw ModelInfoException("train_sources must be strings") },
             )
+        }
+
+        /** Schema 1's run, protocol and sources: `extra.run`, `extra.protocol`, and the source parts of
+         *  `extra.data_counts`' "source/split" keys. */
+        private fun schema1Facts(d: Map<String, Any?>): Map<String, Any?> {
+            val extra = (d["extra"] ?: emptyMap<String, Any?>()).asObject("extra")
+            val counts = (extra["data_counts"] ?: emptyMap<String, Any?>()).asObject("extra.data_counts")
+            return mapOf("run" to extra["run"], "protocol" to extra["protocol"],
+                         "train_sources" to counts.keys.map { it.substringBefore("/") }.toSortedSet().toList())
         }
 
         fun preprocessingFromJson(d: Map<String, Any?>): Preprocessing {

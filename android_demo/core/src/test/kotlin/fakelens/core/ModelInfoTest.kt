@@ -13,7 +13,8 @@ import org.junit.jupiter.api.TestFactory
 @Suppress("UNCHECKED_CAST")
 class ModelInfoTest {
     private val sample = """
-        {"schema_version": 1, "model_name": "fakelens_gan_int8", "config": "gan", "variant": "int8",
+        {"schema_version": 2, "model_name": "fakelens_gan_int8", "config": "gan", "variant": "int8",
+         "run": "gan", "protocol": "as_is", "train_sources": ["gan_faces", "real_ffhq"],
          "labels": ["real", "fake"], "threshold": 0.5, "ela_in_graph": false,
          "preprocessing": {"schema_version": 1, "input_size": 224, "resize": "bilinear",
            "ela": {"quality": 90, "scale": "auto", "resolution": "full"}, "format_control": null}}
@@ -32,6 +33,28 @@ class ModelInfoTest {
         assertEquals(ElaParams(90), m.elaOnDevice)
         assertEquals(1, m.fakeIndex)
         assertNull(m.bakedThreshold)
+        assertEquals("gan", m.run)
+        assertEquals("as_is", m.protocol)
+        assertEquals(listOf("gan_faces", "real_ffhq"), m.trainSources)
+    }
+
+    @Test
+    fun `schema 1 keeps the run, protocol and sources in extra, and they are read from there`() {
+        val v1 = sample.replace("\"schema_version\": 2, \"model", "\"schema_version\": 1, \"model")
+            .replace("\"run\": \"gan\", \"protocol\": \"as_is\", \"train_sources\": [\"gan_faces\", \"real_ffhq\"],",
+                "\"extra\": {\"run\": \"gan_run\", \"protocol\": \"controlled\", \"data_counts\": " +
+                    "{\"real_ffhq/train\": 4, \"gan_faces/train\": 3, \"gan_faces/val\": 1}},")
+        val m = ModelInfo.parse(v1)
+        assertEquals(1, m.schemaVersion)
+        assertEquals("gan_run", m.run)
+        assertEquals("controlled", m.protocol)
+        assertEquals(listOf("gan_faces", "real_ffhq"), m.trainSources)
+        assertEquals("fakelens_gan_int8", m.modelName)
+        val bare = ModelInfo.parse(v1.replace(Regex("\"extra\": \\{.*\\}\\},"), ""))
+        assertEquals(Triple("", "", emptyList<String>()), Triple(bare.run, bare.protocol, bare.trainSources))
+        // schema 2 takes these from its own fields and ignores extra
+        val v2 = ModelInfo.parse(sample.replace("\"config\": \"gan\",", "\"config\": \"gan\", \"extra\": {\"run\": \"other\"},"))
+        assertEquals("gan", v2.run)
     }
 
     @Test
@@ -89,7 +112,11 @@ class ModelInfoTest {
             val e = assertThrows<ModelInfoException> { ModelInfo.parse(text) }
             assertTrue(e.message!!.contains(expect), "message '${e.message}' should mention '$expect'")
         }
-        bad(sample.replace("\"schema_version\": 1, \"model", "\"schema_version\": 2, \"model"), "re-export")
+        bad(sample.replace("\"schema_version\": 2, \"model", "\"schema_version\": 3, \"model"), "re-export")
+        bad(sample.replace("[\"gan_faces\", \"real_ffhq\"]", "\"gan_faces\""), "train_sources")
+        bad(sample.replace("[\"gan_faces\", \"real_ffhq\"]", "[\"gan_faces\", 3]"), "train_sources")
+        bad(sample.replace("\"run\": \"gan\"", "\"run\": 7"), "run")
+        bad(sample.replace("\"schema_version\": 2, \"model", "\"schema_version\": 1, \"extra\": {\"data_counts\": []}, \"model"), "data_counts")
         bad(sample.replace("\"quality\": 90", "\"quality\": 0"), "quality")
         bad(sample.replace("\"quality\": 90", "\"quality\": 90.5"), "integer")
         bad(sample.replace("\"scale\": \"auto\"", "\"scale\": -1"), "scale")
@@ -117,6 +144,9 @@ class ModelInfoTest {
             assertEquals(e.double("threshold"), m.threshold)
             assertEquals(e["ela_in_graph"], m.elaInGraph)
             assertEquals((e["baked_threshold"] as Number?)?.toDouble(), m.bakedThreshold)
+            assertEquals(e["run"], m.run)
+            assertEquals(e["protocol"], m.protocol)
+            assertEquals(e["train_sources"], m.trainSources)
             val p = e["preprocessing"] as Map<String, Any?>
             assertEquals(p.int("input_size"), m.preprocessing.inputSize)
             assertEquals(p["resize"], m.preprocessing.resize)
