@@ -93,7 +93,7 @@ fakelens: setup weights
 	  [ -f $$run/export/conversion.json ] || { \
 	    $(PY) -m convert --run $$run --variants float32 --out $$run/threshold_probe && \
 	    t=$$($(PY) -m benchmark.threshold --model $$run/threshold_probe/$$(basename $$run)_float32.tflite \
-	        --data $(SHARED)/data --target fpr=0.05 | sed -n 's/^threshold \([0-9.]*\) .*/\1/p') && \
+	        --data $(SHARED)/data --target source_fpr=0.05 | sed -n 's/^threshold \([0-9.]*\) .*/\1/p') && \
 	    rm -rf $$run/threshold_probe && \
 	    $(PY) -m convert --run $$run --variants float32,int8 --threshold $$t; } || exit 1; \
 	done
