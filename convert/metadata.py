@@ -25,6 +25,7 @@ from tensorflow_lite_support.metadata import schema_py_generated as tfl_schema
 from tensorflow_lite_support.metadata.python import metadata as tflite_metadata
 
 from ela import Preprocessing, __version__, fields
+from convert.variants import REFERENCE
 from ela.files import MAX_MODEL_BYTES, FileProblem, read_regular
 
 INFO_FILE = "fakelens.json"
@@ -46,7 +47,7 @@ class ModelInfo:
     name: str
     preprocessing: Preprocessing
     config: str = ""
-    variant: str = "float32"
+    variant: str = REFERENCE
     labels: tuple[str, ...] = LABELS
     threshold: float = 0.5  # fake when p(fake) >= threshold
     ela_in_graph: bool = False

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from convert.metadata import CARD_FILE, INPUT_MEAN, INPUT_STD, ModelInfo
+from convert.variants import REFERENCE
 from train.configs import set_items
 from train.data import SPLITS, Record, manifest_file, manifest_sha256, select, source_licences
 from train.format_audit import STRONG, read_properties, shortcuts, strongest
@@ -194,7 +195,7 @@ def _validation_section(run: str, v: Validation, checks: Sequence[VariantCheck])
              f"As recorded by training in `{run}/config.json`, the Keras model at its best epoch (lowest "
              f"validation loss) on the validation split of its sources, n={v.n}: accuracy {v.accuracy:.3f}"
              f"{weighted}; ROC AUC {auc}.", ""]
-    checked = [c for c in checks if c.n and c.variant != "float32"]
+    checked = [c for c in checks if c.n and c.variant != REFERENCE]
     if checked:
         lines += ["Each export against the float32 export, on validation images (convert's check; the threshold as "
                   "above):", ""]

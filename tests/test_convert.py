@@ -177,3 +177,50 @@ def test_model_info_rejects_a_bad_baked_threshold():
     for bad in (1.0, 0, "0.3", True):
         with pytest.raises(ValueError, match="baked_threshold"):
             ModelInfo.from_json(dict(good, baked_threshold=bad))
+
+
+def test_the_variant_table_drives_the_choices_and_the_ela_in_graph_rule(tiny_run, tmp_path):
+    from convert.export import export_run
+    from convert.variants import (DEFAULT_VARIANTS, ELA_IN_GRAPH_VARIANTS, INTEGER_VARIANTS, VARIANT_TABLE, VARIANTS,
+                                  variant)
+    assert VARIANTS == ("float32", "float16", "dynamic", "int8", "int8_qat")
+    assert DEFAULT_VARIANTS == ("float32", "float16", "dynamic", "int8")  # the plain ones: no training
+    assert INTEGER_VARIANTS == ("int8", "int8_qat") and ELA_IN_GRAPH_VARIANTS == ("float32", "int8")
+    assert variant("int8_qat").description == "int8 after quantisation-aware training"
+    assert [v.name for v in VARIANT_TABLE if not v.optimized] == ["float32"]
+    with pytest.raises(ValueError, match="unknown variant 'int4' — choose from float32,float16,dynamic,int8,int8_qat"):
+        export_run(tiny_run, tmp_path, ("float32", "int4"))
+    with pytest.raises(ValueError, match="--ela_in_graph exports float32 and int8 only, not dynamic, int8_qat"):
+        export_run(tiny_run, tmp_path, ("int8_qat", "dynamic", "int8"), ela_in_graph=True)
+    assert not list(tmp_path.iterdir())  # refused before anything was converted
+    help_text = run_cli("convert", "--helpfull").stdout
+    assert "Which of float32,float16,dynamic,int8,int8_qat to export" in help_text
+
+
+def _float_ops_by_interpreter(content: bytes) -> list[str]:
+    """The former float_ops (the interpreter's private op listing), as the oracle of the flatbuffer reading."""
+    interp = TfliteModel(content).interpreter
+    dtypes = {t["index"]: t["dtype"] for t in interp.get_tensor_details()}
+    return [op["op_name"] for op in interp._get_ops_details()
+            if any(dtypes.get(i) in (np.float32, np.float16) for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0)]
+
+
+def test_float_ops_read_from_the_flatbuffer_match_the_interpreter(tiny_export, tiny_ela_in_graph_export):
+    for reports in (tiny_export, tiny_ela_in_graph_export):
+        for report in reports.values():
+            content = open(report["path"], "rb").read()
+            # the interpreter also lists the XNNPACK delegate's node, which is no op of the file
+            assert float_ops(content) == [op for op in _float_ops_by_interpreter(content) if op != "DELEGATE"]
+    assert "CONV_2D" in float_ops(open(tiny_export["float32"]["path"], "rb").read())
+    assert "CONV_2D" in float_ops(open(tiny_ela_in_graph_export["int8"]["path"], "rb").read())  # the float ELA
+
+
+def test_reference_and_agreement_are_one_rule():
+    from convert.variants import agreement, reference_of
+    rows = [{"variant": "int8", "run": "a"}, {"variant": "float32", "run": "b"}, {"variant": "float32", "run": "a"}]
+    by_run = lambda r: r["run"]  # noqa: E731
+    assert reference_of(rows[0], rows, lambda r: r["variant"], by_run) is rows[2]
+    assert reference_of({"variant": "int8", "run": "c"}, rows, lambda r: r["variant"], by_run) is None
+    got = agreement(np.array([0.1, 0.6, 0.9, 0.4]), np.array([0.2, 0.4, 0.9, 0.45]), 0.5, 0.42)
+    assert got == {"n": 4, "decision_agreement": 0.5, "mean_abs_diff": pytest.approx(0.0875),
+                   "max_abs_diff": pytest.approx(0.2)}
