@@ -12,6 +12,7 @@ beside the files and packed into each.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -21,11 +22,13 @@ import tf_keras
 from tensorflow_lite_support.metadata import schema_py_generated as tfl_schema
 
 from convert.bake import bake_threshold
-from convert.ela_graph import ElaLayer, quantize_keeping_ela_float
+from convert.converters import converters_of
+from convert.ela_layer import ElaLayer
 from convert.metadata import CARD_FILE, ModelInfo, write_metadata
 from convert.model_card import convert_command, export_card
 from convert.qat import fine_tune_quantized
 from convert.runtime import TfliteModel
+from convert.selective_quantization import quantize_keeping_ela_float
 from convert.variants import (DEFAULT_VARIANTS, ELA_IN_GRAPH_VARIANTS, INTEGER_IO_DTYPE, QAT_EPOCHS, QAT_LEARNING_RATE,
                               agreement, reference_of, variant)
 from train.data import DataError, Record, load_records, preprocess_records, select
@@ -48,17 +51,17 @@ def interleave(records: list[Record], n: int) -> list[Record]:
     return out[:n]
 
 
-def to_tflite(model: tf_keras.Model, name: str, calibration: np.ndarray | None = None) -> bytes:
-    """Convert a Keras model as the variant table says; `calibration` (uint8 images) is required
-    for the integer variants.
+def to_tflite(new_converter: Callable[[], tf.lite.TFLiteConverter], name: str,
+              calibration: np.ndarray | None = None) -> bytes:
+    """Convert a Keras model (`new_converter` from `converters_of(model)`) as the variant table
+    says; `calibration` (uint8 images) is required for the integer variants.
 
     int8_qat takes the model from `qat.fine_tune_quantized`: the converter uses its learned
     ranges, and the calibration images only fill the one range it lacks (inside the rescaling).
     """
     spec = variant(name)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if spec.optimized:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter = new_converter()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT] if spec.optimized else []
     if spec.weight_type:
         converter.target_spec.supported_types = [tf.as_dtype(spec.weight_type)]
     if spec.integer:
@@ -154,42 +157,46 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                                  "check images")
 
     reports, p_fake, pending = [], [], []  # pending: written once the card inside each is known
-    for spec in specs:
-        print(f"converting {run.name} → {spec.name}")
-        name = f"{run.name}{suffix}_{spec.name}"
-        info = ModelInfo(name=name, preprocessing=prep, config=cfg.name, variant=spec.name,
-                         threshold=info_threshold, ela_in_graph=ela_in_graph,
-                         baked_threshold=threshold if bake else None,
-                         description=f"FakeLens {cfg.description} ({spec.description}"
-                                     f"{', ELA in graph' if ela_in_graph else ''}"
-                                     f"{f', threshold {threshold:g} baked in' if bake else ''}).",
-                         extra={"protocol": cfg.protocol, "run": run.name,
-                                "data_counts": run.summary["data"].get("counts", {})})
-        qat_summary = None
-        if ela_in_graph and spec.integer:
-            converted = quantize_keeping_ela_float(model, lambda: ([img[None]] for img in calibration))
-        elif spec.needs_training:
-            qat_model, qat_summary = fine_tune_quantized(model, cfg, records, calibration, qat_epochs,
-                                                         qat_learning_rate)
-            converted = to_tflite(qat_model, spec.name, calibration)
-        else:
-            converted = to_tflite(model, spec.name, calibration)
-        model_bytes = write_metadata(converted, info)
-        path = out / f"{name}.tflite"
-        tfl = TfliteModel(model_bytes)
-        report = {"variant": spec.name, "path": str(path), "size_bytes": len(model_bytes),
-                  "input_dtype": np.dtype(tfl.input["dtype"]).name, "output_dtype": np.dtype(tfl.output["dtype"]).name,
-                  "float_ops": sorted(set(float_ops(model_bytes)))}
-        if qat_summary:
-            report["qat"] = qat_summary
-        if bake:
-            report["baked_threshold"] = threshold
-        if spec.integer and report["float_ops"] and not ela_in_graph:
-            raise RuntimeError(f"{path}: int8 model still has float ops {report['float_ops']} — "
-                               f"this is a converter fallback, not an integer-only model")
-        reports.append(report)
-        p_fake.append(tfl.probabilities(val)[:, 1])
-        pending.append((path, converted, info))
+    with converters_of(model) as new_converter:
+        for spec in specs:
+            print(f"converting {run.name} → {spec.name}")
+            name = f"{run.name}{suffix}_{spec.name}"
+            info = ModelInfo(name=name, preprocessing=prep, config=cfg.name, variant=spec.name,
+                             threshold=info_threshold, ela_in_graph=ela_in_graph,
+                             baked_threshold=threshold if bake else None,
+                             description=f"FakeLens {cfg.description} ({spec.description}"
+                                         f"{', ELA in graph' if ela_in_graph else ''}"
+                                         f"{f', threshold {threshold:g} baked in' if bake else ''}).",
+                             extra={"protocol": cfg.protocol, "run": run.name,
+                                    "data_counts": run.summary["data"].get("counts", {})})
+            qat_summary = None
+            if ela_in_graph and spec.integer:
+                converted = quantize_keeping_ela_float(model, lambda: ([img[None]] for img in calibration),
+                                                       new_converter())
+            elif spec.needs_training:
+                qat_model, qat_summary = fine_tune_quantized(model, cfg, records, calibration, qat_epochs,
+                                                             qat_learning_rate)
+                with converters_of(qat_model) as new_qat_converter:
+                    converted = to_tflite(new_qat_converter, spec.name, calibration)
+            else:
+                converted = to_tflite(new_converter, spec.name, calibration)
+            model_bytes = write_metadata(converted, info)
+            path = out / f"{name}.tflite"
+            tfl = TfliteModel(model_bytes)
+            report = {"variant": spec.name, "path": str(path), "size_bytes": len(model_bytes),
+                      "input_dtype": np.dtype(tfl.input["dtype"]).name,
+                      "output_dtype": np.dtype(tfl.output["dtype"]).name,
+                      "float_ops": sorted(set(float_ops(model_bytes)))}
+            if qat_summary:
+                report["qat"] = qat_summary
+            if bake:
+                report["baked_threshold"] = threshold
+            if spec.integer and report["float_ops"] and not ela_in_graph:
+                raise RuntimeError(f"{path}: int8 model still has float ops {report['float_ops']} — "
+                                   f"this is a converter fallback, not an integer-only model")
+            reports.append(report)
+            p_fake.append(tfl.probabilities(val)[:, 1])
+            pending.append((path, converted, info))
     # One run and kind here: the reference is this export's float32, wherever --variants put it.
     ref = reference_of(0, range(len(reports)), variant_of=lambda i: reports[i]["variant"], kind_of=lambda i: ())
     for report, p in zip(reports, p_fake):

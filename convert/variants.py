@@ -71,5 +71,6 @@ def agreement(p_reference, p_other, threshold_reference: float, threshold_other:
     equal decisions (each at its own threshold) and the absolute p(fake) gaps."""
     a, b = np.asarray(p_reference), np.asarray(p_other)
     gap = np.abs(a - b)
-    return {"n": int(len(a)), "decision_agreement": float(np.mean((a >= threshold_reference) == (b >= threshold_other))),
-            "mean_abs_diff": float(gap.mean()), "max_abs_diff": float(gap.max())}
+    same = (a >= threshold_reference) == (b >= threshold_other)
+    return {"n": int(len(a)), "decision_agreement": float(np.mean(same)), "mean_abs_diff": float(gap.mean()),
+            "max_abs_diff": float(gap.max())}

@@ -224,3 +224,41 @@ def test_reference_and_agreement_are_one_rule():
     got = agreement(np.array([0.1, 0.6, 0.9, 0.4]), np.array([0.2, 0.4, 0.9, 0.45]), 0.5, 0.42)
     assert got == {"n": 4, "decision_agreement": 0.5, "mean_abs_diff": pytest.approx(0.0875),
                    "max_abs_diff": pytest.approx(0.2)}
+
+
+def _graph(content: bytes) -> tuple:
+    """A .tflite's tensors, ops and buffers, without the conversion metadata (which records the model type)."""
+    from tensorflow_lite_support.metadata import schema_py_generated as schema
+    model = schema.Model.GetRootAsModel(content, 0)
+    graph = model.Subgraphs(0)
+    skip = {model.Metadata(i).Buffer() for i in range(model.MetadataLength())
+            if model.Metadata(i).Name() == b"CONVERSION_METADATA"}
+    tensors = [(graph.Tensors(i).Name(), graph.Tensors(i).Type(), graph.Tensors(i).Buffer())
+               for i in range(graph.TensorsLength())]
+    ops = [(graph.Operators(i).OpcodeIndex(), graph.Operators(i).InputsAsNumpy().tolist(),
+            graph.Operators(i).OutputsAsNumpy().tolist()) for i in range(graph.OperatorsLength())]
+    buffers = [model.Buffers(i).DataAsNumpy().tobytes() if model.Buffers(i).DataLength() else b""
+               for i in range(model.BuffersLength()) if i not in skip]
+    return tensors, ops, buffers
+
+
+def test_one_saved_model_converts_every_variant_as_from_keras_model_does():
+    """convert/converters.py saves the model once; each variant's graph must equal the one a fresh
+    from_keras_model converter gives, in any order (no setting passes from one variant to the next)."""
+    import tensorflow as tf
+    import tf_keras
+    from convert.converters import converters_of
+    from convert.export import to_tflite
+    from convert.variants import DEFAULT_VARIANTS
+    tf_keras.utils.set_random_seed(0)
+    inputs = tf_keras.Input((32, 32, 3))
+    x = tf_keras.layers.Rescaling(1 / 127.5, -1.0)(inputs)
+    x = tf_keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
+    x = tf_keras.layers.GlobalAveragePooling2D()(tf_keras.layers.DepthwiseConv2D(3)(x))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(2, activation="softmax")(x))
+    calibration = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype(np.uint8)
+    with converters_of(model) as new_converter:
+        for name in DEFAULT_VARIANTS[::-1] + DEFAULT_VARIANTS:
+            shared = to_tflite(new_converter, name, calibration)
+            fresh = to_tflite(lambda: tf.lite.TFLiteConverter.from_keras_model(model), name, calibration)
+            assert _graph(shared) == _graph(fresh), name
