@@ -18,9 +18,13 @@ How the model is prepared (`quantize_aware`):
 - tfmot has no quantisation rule for the in-graph `Rescaling` ('to_unit_range'); it has no
   weights, so `RescalingConfig` only quantises its output. TFLite turns it into MUL + ADD, whose
   intermediate gets its range from the calibration images the converter is given anyway.
-- Frozen layers stay frozen: tfmot's wrapper (QuantizeWrapperV2.build) lists the wrapped layer's
-  weights among its own trainable weights even when the layer is frozen, so a frozen layer's
-  wrapper gets that list emptied (there is no public way).
+- Frozen layers stay frozen: tfmot's wrapper (QuantizeWrapperV2.build) copies the wrapped layer's
+  weights into its own private `_trainable_weights` even when the layer is frozen, so a frozen
+  layer's wrapper gets that list emptied. This is the one place FakeLens writes tfmot internals,
+  because nothing public does it: tfmot has no option for frozen layers, and the public switch,
+  `wrapper.trainable = False`, does not give the same model (with MobileNet at alpha 0.25 and 12
+  layers unfrozen it leaves 37 trainable weights where the frozen model has 6, and changes the
+  weight list).
 - Batch normalisation stays in inference mode, as in training (`split_frozen_trunk`); Keras'
   fit only allows that for a frozen BN layer, so the unfrozen BN layers' scale and offset are
   kept too. QAT fine-tunes the unfrozen convolutions and the Dense head.
@@ -84,7 +88,7 @@ def quantize_aware(model: tf_keras.Model) -> tf_keras.Model:
             inner = layer.layer
             if isinstance(inner, tf_keras.layers.BatchNormalization):
                 inner.trainable = False
-            if not inner.trainable:  # the wrapper listed the layer's weights as trainable when it was built
+            if not inner.trainable:  # no public way: see "Frozen layers stay frozen" above
                 layer._trainable_weights = []
     return qat
 
