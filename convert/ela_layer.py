@@ -9,8 +9,9 @@ pixel, for every quality 1..100 and both scale modes.
 How: every step is a float32 op on exact integers, as ela/libjpeg.py defines and proves. Float
 ops rather than int32 ones keep the graph fast under TFLite's XNNPACK delegate (about 1.1 ms at
 224 x 224 on one x86 core) with builtin ops only: CAST (uint8 input), CONV_2D, FLOOR, ADD, SUB,
-MUL, DIV, ABS, MAXIMUM, MINIMUM, RELU_N1_TO_1, RESHAPE, TRANSPOSE, STRIDED_SLICE, CONCATENATION, REDUCE_MAX, plus GATHER for sizes
-that are not multiples of 16 and for fixed scales float32 cannot reproduce.
+MUL, DIV, ABS, MAXIMUM, MINIMUM, RELU_N1_TO_1, RESHAPE, TRANSPOSE, STRIDED_SLICE, CONCATENATION,
+REDUCE_MAX, plus GATHER for sizes that are not multiples of 16 and for fixed scales float32
+cannot reproduce.
 
 Exactness needs IEEE float32 arithmetic: the TF CPU kernels and the TFLite CPU kernels (with or
 without XNNPACK) give it; a delegate that computes float32 in float16 (GPU, relaxed NNAPI) does

@@ -29,8 +29,8 @@ from convert.model_card import convert_command, export_card
 from convert.qat import fine_tune_quantized
 from convert.runtime import TfliteModel
 from convert.selective_quantization import quantize_keeping_ela_float
-from convert.variants import (DEFAULT_VARIANTS, ELA_IN_GRAPH_VARIANTS, INTEGER_IO_DTYPE, QAT_EPOCHS, QAT_LEARNING_RATE,
-                              agreement, reference_of, variant)
+from convert.variants import (CALIBRATION_SIZE, DEFAULT_VARIANTS, ELA_IN_GRAPH_VARIANTS, INTEGER_IO_DTYPE, QAT_EPOCHS,
+                              QAT_LEARNING_RATE, agreement, reference_of, variant)
 from train.data import DataError, Record, load_records, preprocess_records, select
 from train.io import atomic_write_bytes, atomic_write_json, atomic_write_text, make_folder
 from train.run_folder import Run, RunError, load_run
@@ -96,12 +96,12 @@ def _builtin_code(code) -> int:
 
 def with_ela_in_graph(run: Run, model: tf_keras.Model) -> tf_keras.Model:
     """`model` (the run's classifier) behind an exact in-graph ELA: RGB pixels in, the same scores out."""
-    ela = run.config.ela
+    ela = run.config.data.ela
     if ela is None or ela.resolution != "resized":
         raise RunError(f"{run.folder}: --ela_in_graph needs a run trained with ELA at resolution 'resized' "
                        f"(train with --ela_resolution resized); this run has "
                        f"{'no ELA' if ela is None else 'ELA at full resolution'}")
-    size = run.config.input_size
+    size = run.config.model.input_size
     image = tf_keras.Input((size, size, 3), name="image", dtype="uint8")
     return tf_keras.Model(image, model(ElaLayer(ela)(image)), name=f"{model.name}_ela_in_graph")
 
@@ -114,7 +114,7 @@ def export_folder(run_folder: str | Path, out: str | Path | None = None) -> Path
 def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAULT_VARIANTS, data: str | None = None,
                threshold: float = 0.5, check_images: int = 100, ela_in_graph: bool = False,
                qat_epochs: int = QAT_EPOCHS, qat_learning_rate: float = QAT_LEARNING_RATE,
-               bake: bool = False) -> list[dict]:
+               bake: bool = False, calibration_size: int = CALIBRATION_SIZE) -> list[dict]:
     """Convert the run in `folder` to each variant under `out` (default folder/export).
 
     With `ela_in_graph` the model computes ELA itself (exactly as `ela.error_level`), takes the
@@ -122,11 +122,14 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     quantises the classifier behind it (float16/dynamic weights would break the ELA's exactness).
     int8_qat fine-tunes the run's model with quantisation-aware training first (`qat_epochs` at
     `qat_learning_rate`, see convert/qat.py); it is not available with `ela_in_graph`.
+    The integer variants are calibrated on `calibration_size` images of the run's training split.
     With `bake` the threshold is folded into the last layer (convert/bake.py) before converting:
     every client's top-1 class is then the decision at `threshold`, the metadata's threshold is
     0.5 and its `baked_threshold` the given one; the files get "_baked" in their names.
     """
     specs = [variant(v) for v in variants]
+    if calibration_size < 1:
+        raise ValueError(f"--calibration_size must be at least 1, got {calibration_size}")
     run = load_run(folder)
     out_arg, data_arg = out, data  # as given, for the card's convert command
     out = make_folder(export_folder(run.folder, out))  # fail before converting, not after
@@ -149,11 +152,11 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     records = load_records(data)
     calibration = val = None
     if any(v.integer for v in specs):
-        calib_recs = interleave(select(records, cfg.sources, ["train"]), cfg.calibration_size)
+        calib_recs = interleave(select(records, cfg.data.sources, ["train"]), calibration_size)
         if not calib_recs:
-            raise DataError(f"{data}: no training images of {', '.join(cfg.sources)} to calibrate int8 with")
+            raise DataError(f"{data}: no training images of {', '.join(cfg.data.sources)} to calibrate int8 with")
         calibration, *_ = preprocess_records(calib_recs, input_prep, "calibration images")
-    val, *_ = preprocess_records(interleave(select(records, cfg.sources, ["val"]), check_images), input_prep,
+    val, *_ = preprocess_records(interleave(select(records, cfg.data.sources, ["val"]), check_images), input_prep,
                                  "check images")
 
     reports, p_fake, pending = [], [], []  # pending: written once the card inside each is known
@@ -167,7 +170,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                              description=f"FakeLens {cfg.description} ({spec.description}"
                                          f"{', ELA in graph' if ela_in_graph else ''}"
                                          f"{f', threshold {threshold:g} baked in' if bake else ''}).",
-                             extra={"protocol": cfg.protocol, "run": run.name,
+                             extra={"protocol": cfg.data.protocol, "run": run.name,
                                     "data_counts": run.summary["data"].get("counts", {})})
             qat_summary = None
             if ela_in_graph and spec.integer:
@@ -206,7 +209,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                           ela_in_graph=ela_in_graph, baked_threshold=threshold if bake else None,
                           description=f"FakeLens {cfg.description}")
     command = convert_command(run, out_arg, variants, data_arg, threshold, check_images, ela_in_graph, qat_epochs,
-                              qat_learning_rate, bake)
+                              qat_learning_rate, bake, calibration_size)
     card = export_card(run, records, data, card_info, reports, out, command)
     for (path, converted, info), report in zip(pending, reports):
         model_bytes = write_metadata(converted, info, card)

@@ -159,15 +159,15 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
     started = time.time()
     seed_everything(cfg.seed)
     prep = cfg.preprocessing()
-    x_train, y_train, *_ = preprocess_records(select(records, cfg.sources, ["train"], cfg.max_per_source), prep,
+    x_train, y_train, *_ = preprocess_records(select(records, cfg.data.sources, ["train"], cfg.data.max_per_source), prep,
                                               "QAT train images")
-    x_val, y_val, *_ = preprocess_records(select(records, cfg.sources, ["val"], cfg.max_per_source), prep,
+    x_val, y_val, *_ = preprocess_records(select(records, cfg.data.sources, ["val"], cfg.data.max_per_source), prep,
                                           "QAT val images")
     if not len(x_train) or not len(x_val):
-        raise DataError(f"QAT needs the training run's train and val images of {', '.join(cfg.sources)}; "
+        raise DataError(f"QAT needs the training run's train and val images of {', '.join(cfg.data.sources)}; "
                         f"found {len(x_train)} and {len(x_val)} — pass the run's dataset with --data")
     x_train, x_val = x_train.astype(np.float32), x_val.astype(np.float32)
-    target, target_val = (model.predict(x, batch_size=cfg.batch_size, verbose=0) for x in (x_train, x_val))
+    target, target_val = (model.predict(x, batch_size=cfg.optim.batch_size, verbose=0) for x in (x_train, x_val))
     qat = quantize_aware(model)
     set_activation_ranges(qat, model, calibration)
     qat.compile(optimizer=tf_keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
@@ -175,12 +175,12 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
     print(f"QAT: {epochs} epoch(s) at learning rate {learning_rate:g} on {len(x_train)} training images, "
           f"towards the float model's scores")
     history = qat.fit(x_train, target, validation_data=(x_val, target_val), epochs=epochs,
-                      batch_size=cfg.batch_size, shuffle=True, verbose=2).history
+                      batch_size=cfg.optim.batch_size, shuffle=True, verbose=2).history
     accuracy = lambda p: float(np.mean(p.argmax(1) == y_val))  # noqa: E731
-    summary = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": cfg.batch_size,
+    summary = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": cfg.optim.batch_size,
                "n_train": int(len(y_train)), "n_val": int(len(y_val)),
                "val_agreement": float(history["val_agreement"][-1]),
-               "val_accuracy": accuracy(qat.predict(x_val, batch_size=cfg.batch_size, verbose=0)),
+               "val_accuracy": accuracy(qat.predict(x_val, batch_size=cfg.optim.batch_size, verbose=0)),
                "float_val_accuracy": accuracy(target_val), "wall_seconds": round(time.time() - started, 1)}
     print(f"QAT: val accuracy {summary['val_accuracy']:.3f} (float model {summary['float_val_accuracy']:.3f}), "
           f"agreement with the float model {summary['val_agreement']:.3f}, n={len(y_val)}")

@@ -44,6 +44,7 @@ REFERENCE = "float32"  # every other export is compared with this one of the sam
 # The input and output type of every integer export: standard clients (MediaPipe Tasks, the Task Library)
 # take uint8 or float32 tensors only, so a quantised int8 output would be refused.
 INTEGER_IO_DTYPE = "uint8"
+CALIBRATION_SIZE = 100  # images of the run's train split that calibrate the integer variants
 QAT_EPOCHS = 2  # int8_qat defaults
 QAT_LEARNING_RATE = 1e-5  # a tenth of the paper configs' training rate: adapt the weights, don't retrain
 
