@@ -227,7 +227,8 @@ def test_reference_and_agreement_are_one_rule():
 
 
 def _graph(content: bytes) -> tuple:
-    """A .tflite's tensors, ops and buffers, without the conversion metadata (which records the model type)."""
+    """A .tflite's tensors, ops, buffers and signatures, without the conversion metadata (which
+    records the model type)."""
     from tensorflow_lite_support.metadata import schema_py_generated as schema
     model = schema.Model.GetRootAsModel(content, 0)
     graph = model.Subgraphs(0)
@@ -239,12 +240,17 @@ def _graph(content: bytes) -> tuple:
             graph.Operators(i).OutputsAsNumpy().tolist()) for i in range(graph.OperatorsLength())]
     buffers = [model.Buffers(i).DataAsNumpy().tobytes() if model.Buffers(i).DataLength() else b""
                for i in range(model.BuffersLength()) if i not in skip]
-    return tensors, ops, buffers
+    signatures = []
+    for sig in (model.SignatureDefs(i) for i in range(model.SignatureDefsLength())):
+        inputs = [(sig.Inputs(j).Name(), sig.Inputs(j).TensorIndex()) for j in range(sig.InputsLength())]
+        outputs = [(sig.Outputs(j).Name(), sig.Outputs(j).TensorIndex()) for j in range(sig.OutputsLength())]
+        signatures.append((sig.SignatureKey(), inputs, outputs))
+    return tensors, ops, buffers, signatures
 
 
 def test_one_saved_model_converts_every_variant_as_from_keras_model_does():
-    """convert/converters.py saves the model once; each variant's graph must equal the one a fresh
-    from_keras_model converter gives, in any order (no setting passes from one variant to the next)."""
+    """convert/converters.py saves the model once, its own way; each variant's graph must equal the
+    one from_keras_model gives, in any order (no setting passes from one variant to the next)."""
     import tensorflow as tf
     import tf_keras
     from convert.converters import converters_of
