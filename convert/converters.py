@@ -34,7 +34,9 @@ def converters_of(model: tf_keras.Model) -> Iterator[Callable[[], tf.lite.TFLite
         return dict(zip(model.output_names, outputs if isinstance(outputs, (list, tuple)) else [outputs]))
 
     module = tf.Module()
-    module.weights = model.weights  # the variables `serve` reads, saved with it
+    # The variables `serve` reads, saved with it: those its trace captured (a QAT model's frozen
+    # layers are in no weight list of its wrappers, convert/qat.py says why).
+    module.weights = list(serve.get_concrete_function().variables)
     folder = tempfile.mkdtemp(prefix="fakelens_saved_model_")
     try:
         with quiet_conversion():
