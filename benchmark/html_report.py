@@ -16,6 +16,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from convert.variants import REFERENCE
 from benchmark.invariance import render_invariance
 from benchmark.tables import render_detection, render_held_out, render_table
 from train.io import atomic_write_text
@@ -225,7 +226,7 @@ def latency_section(rows: list[dict]) -> list[tuple[str, str, str]]:
         return []
     body = ['<p class="caption">ai-edge-litert interpreter, one image; ratio = p50 / float32 p50 of the same run '
             "and thread count, measured in this run</p>", _rows_table(rows, LATENCY_COLUMNS)]
-    bars = [r for r in rows if _finite(r.get("ratio")) and r.get("variant") != "float32"]  # float32 is the 1.0 line
+    bars = [r for r in rows if _finite(r.get("ratio")) and r.get("variant") != REFERENCE]  # the reference is the 1.0 line
     if bars:
         fig = Figure(figsize=(7.5, 0.8 + 0.28 * len(bars)))
         ax = fig.add_subplot()

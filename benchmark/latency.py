@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from convert.runtime import TfliteModel
+from convert.variants import reference_of
 from ela import Preprocessing
 from ela.files import MAX_MODEL_BYTES, read_regular
 from ela.stderr_filter import filtered_stderr
@@ -75,8 +76,8 @@ def add_ratios(rows: list[dict]) -> list[dict]:
     """p50, size and peak memory as ratios against the float32 row of the same run, kind and
     thread count (None where there is no such row)."""
     for row in rows:
-        ref = next((r for r in rows if r["variant"] == "float32" and r["run"] == row["run"]
-                    and r["ela_in_graph"] == row["ela_in_graph"] and r["threads"] == row["threads"]), None)
+        ref = reference_of(row, rows, variant_of=lambda r: r["variant"],
+                           kind_of=lambda r: (r["run"], r["ela_in_graph"], r["threads"]))
         row["ratio"] = row["p50_ms"] / ref["p50_ms"] if ref else None
         row["size_ratio"] = row["size_bytes"] / ref["size_bytes"] if ref else None
         row["memory_ratio"] = row["peak_mib"] / ref["peak_mib"] if ref and ref["peak_mib"] > 0 else None

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from convert.metadata import ModelInfo
+from convert.variants import REFERENCE, agreement, reference_of
 from benchmark.metrics import accuracy, roc_auc
 from benchmark.tables import TEST_SETS
 from train.data import Record
@@ -18,11 +19,10 @@ from train.data import Record
 WORST_K = 5
 
 
-def reference_for(info: ModelInfo, infos: dict[str, ModelInfo]) -> str | None:
-    """Name of the float32 export of the same run and kind as `info`, if it was benchmarked."""
-    return next((name for name, ref in infos.items() if ref.variant == "float32"
-                 and ref.run == info.run and ref.ela_in_graph == info.ela_in_graph),
-                None)
+def reference_for(name: str, infos: dict[str, ModelInfo]) -> str | None:
+    """Name of the float32 export of the same run and kind as export `name`, if it was benchmarked."""
+    return reference_of(name, infos, variant_of=lambda n: infos[n].variant,
+                        kind_of=lambda n: (infos[n].run, infos[n].ela_in_graph))
 
 
 def compare(records: list[Record], ref: ModelInfo, p_ref: dict[Path, float], model: ModelInfo,
@@ -34,13 +34,13 @@ def compare(records: list[Record], ref: ModelInfo, p_ref: dict[Path, float], mod
     y = np.array([r.y for r in kept], np.int64)
     a = np.array([p_ref[r.path] for r in kept], np.float64)
     b = np.array([p_model[r.path] for r in kept], np.float64)
-    diff = np.abs(a - b)
+    agree = agreement(a, b, ref.threshold, model.threshold)
     acc_a, acc_b = accuracy(y, a, ref.threshold)["accuracy"], accuracy(y, b, model.threshold)["accuracy"]
     both_classes = len(set(y.tolist())) == 2
     auc_a, auc_b = (roc_auc(y, a), roc_auc(y, b)) if both_classes else (None, None)
-    worst = np.argsort(-diff, kind="stable")[:k]
-    return {"n": len(kept), "agreement": float(np.mean((a >= ref.threshold) == (b >= model.threshold))),
-            "mean_abs_diff": float(diff.mean()), "max_abs_diff": float(diff.max()),
+    worst = np.argsort(-np.abs(a - b), kind="stable")[:k]
+    return {"n": agree["n"], "agreement": agree["decision_agreement"],
+            "mean_abs_diff": agree["mean_abs_diff"], "max_abs_diff": agree["max_abs_diff"],
             "acc_reference": acc_a, "acc_model": acc_b, "delta_acc_points": 100 * (acc_b - acc_a),
             "auc_reference": auc_a, "auc_model": auc_b,
             "delta_auc_points": 100 * (auc_b - auc_a) if both_classes else None,
@@ -53,8 +53,8 @@ def quantization_rows(infos: dict[str, ModelInfo], scores: dict[str, dict[Path, 
     the AUC only where a set has both classes)."""
     rows = []
     for name, info in infos.items():
-        ref = reference_for(info, infos)
-        if info.variant == "float32" or ref is None:
+        ref = reference_for(name, infos)
+        if info.variant == REFERENCE or ref is None:
             continue
         for ts in TEST_SETS:
             row = compare(sets.get(ts.name, []), infos[ref], scores[ref], info, scores[name])

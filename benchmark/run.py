@@ -13,6 +13,7 @@ import numpy as np
 
 from convert.metadata import ModelInfo, read_model_info
 from convert.runtime import TfliteModel
+from convert.variants import REFERENCE
 from benchmark.cards import write_cards
 from benchmark.gradcam import gallery, render_gradcam
 from benchmark.html_report import write_html
@@ -93,7 +94,7 @@ def gradcam_galleries(infos: dict[str, tuple[Path, ModelInfo]], scores: dict, re
     by_run: dict[Path, str] = {}
     for name, (path, info) in infos.items():
         folder = run_folder(path)
-        if folder is not None and (folder not in by_run or (info.variant == "float32" and not info.ela_in_graph)):
+        if folder is not None and (folder not in by_run or (info.variant == REFERENCE and not info.ela_in_graph)):
             by_run[folder] = name
     return {name: gallery(folder, records, scores[name], infos[name][1].threshold, per_cell)
             for folder, name in by_run.items()}

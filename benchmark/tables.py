@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from train.configs import PAPER_COLUMN
 from train.data import Record, balance, select
 
 
@@ -43,6 +42,9 @@ PAPER = {
     "gan_sd": {"GAN": 0.860, "Stable Diffusion": 0.98, "SD1.5": 1.0, "SD2.1": 1.0, "SD XL1.0": 1.0},
     "gan_sd_ela": {"GAN": 0.793, "Stable Diffusion": 1.0, "SD1.5": 1.0, "SD2.1": 1.0, "SD XL1.0": 1.0},
 }
+# Which paper column each training config (train/configs.py) reproduces.
+PAPER_COLUMN = {"gan": "gan", "gan_ela": "gan_ela", "gan_sd": "gan_sd", "gan_sd_dropout": "gan_sd",
+                "gan_sd_ela": "gan_sd_ela"}
 
 
 def render_held_out(results: dict[str, dict]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from convert.variants import DEFAULT_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE, VARIANTS, check_variants
+from convert.variants import CALIBRATION_SIZE, DEFAULT_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE, VARIANTS, check_variants
 from train.cli import main_entry, run_main
 
 FLAGS = flags.FLAGS
@@ -24,6 +24,8 @@ flags.DEFINE_float("threshold", 0.5, "Score threshold written into the metadata:
 flags.DEFINE_bool("bake_threshold", False, "Fold --threshold into the last layer, so that the top class is the "
                   "decision in any client (MediaPipe, Task Library): p(fake) >= 0.5 exactly when the unbaked "
                   "p(fake) >= threshold. The metadata's threshold becomes 0.5; files are named *_baked_*.")
+flags.DEFINE_integer("calibration_size", CALIBRATION_SIZE, "Images of the run's training split (round-robin over "
+                     "its sources) that calibrate int8 and int8_qat.", lower_bound=1)
 flags.DEFINE_integer("check_images", 100, "Validation images for the float-vs-quantised agreement check.",
                      lower_bound=1)
 flags.DEFINE_bool("ela_in_graph", False, "Put the (exact) ELA inside the .tflite: the model takes the resized RGB "
@@ -54,7 +56,7 @@ def main(argv):
         with output_lock(export_folder(FLAGS.run, FLAGS.out)):
             reports = export_run(FLAGS.run, FLAGS.out, FLAGS.variants, FLAGS.data, FLAGS.threshold,
                                  FLAGS.check_images, FLAGS.ela_in_graph, FLAGS.qat_epochs, FLAGS.qat_learning_rate,
-                                 FLAGS.bake_threshold)
+                                 FLAGS.bake_threshold, FLAGS.calibration_size)
         print(format_report(reports))
 
     return run_main(job)

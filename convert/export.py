@@ -12,26 +12,31 @@ beside the files and packed into each.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ela.tf_env import quiet_conversion  # first: FakeLens' TensorFlow defaults, loaded without start-up noise
 import tensorflow as tf
 import tf_keras
+from tensorflow_lite_support.metadata import schema_py_generated as tfl_schema
 
 from convert.bake import bake_threshold
-from convert.ela_graph import ElaLayer, quantize_keeping_ela_float
+from convert.converters import converters_of
+from convert.ela_layer import ElaLayer
 from convert.metadata import CARD_FILE, ModelInfo, write_metadata
 from convert.model_card import convert_command, export_card
 from convert.qat import fine_tune_quantized
 from convert.runtime import TfliteModel
-from convert.variants import (DEFAULT_VARIANTS, INTEGER_IO_DTYPE, INTEGER_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE,
-                              VARIANT_TEXT, VARIANTS, check_variants)
+from convert.selective_quantization import quantize_keeping_ela_float
+from convert.variants import (CALIBRATION_SIZE, DEFAULT_VARIANTS, INTEGER_IO_DTYPE, QAT_EPOCHS,
+                              QAT_LEARNING_RATE, agreement, check_variants, reference_of, variant)
 from train.data import DataError, Record, load_records, preprocess_records, select
 from train.io import atomic_write_bytes, atomic_write_json, atomic_write_text, make_folder
 from train.run_folder import Run, RunError, load_run
 
-FLOAT_TYPES = (np.float32, np.float16)
+FLOAT_TYPES = (tfl_schema.TensorType.FLOAT32, tfl_schema.TensorType.FLOAT16)
+OP_NAMES = {code: name for name, code in vars(tfl_schema.BuiltinOperator).items() if not name.startswith("_")}
 
 
 def interleave(records: list[Record], n: int) -> list[Record]:
@@ -46,60 +51,57 @@ def interleave(records: list[Record], n: int) -> list[Record]:
     return out[:n]
 
 
-def to_tflite(model: tf_keras.Model, variant: str, calibration: np.ndarray | None = None) -> bytes:
-    """Convert a Keras model; `calibration` (uint8 images) is required for int8 and int8_qat.
+def to_tflite(new_converter: Callable[[], tf.lite.TFLiteConverter], name: str,
+              calibration: np.ndarray | None = None) -> bytes:
+    """Convert a Keras model (`new_converter` from `converters_of(model)`) as the variant table
+    says; `calibration` (uint8 images) is required for the integer variants.
 
     int8_qat takes the model from `qat.fine_tune_quantized`: the converter uses its learned
     ranges, and the calibration images only fill the one range it lacks (inside the rescaling).
     """
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if variant == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif variant == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant in INTEGER_VARIANTS:
+    spec = variant(name)
+    converter = new_converter()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT] if spec.optimized else []
+    if spec.weight_type:
+        converter.target_spec.supported_types = [tf.as_dtype(spec.weight_type)]
+    if spec.integer:
         if calibration is None or not len(calibration):
-            raise ValueError(f"{variant} conversion needs calibration images")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            raise ValueError(f"{name} conversion needs calibration images")
         converter.representative_dataset = lambda: ([img[None].astype(np.float32)] for img in calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = converter.inference_output_type = tf.as_dtype(INTEGER_IO_DTYPE)
-    elif variant != "float32":
-        raise ValueError(f"unknown variant {variant!r} — choose from {VARIANTS}")
     with quiet_conversion():
         return converter.convert()
 
 
 def float_ops(model: bytes) -> list[str]:
-    """Names of ops that read or write a float tensor (empty for a true integer-only model)."""
-    interp = TfliteModel(model).interpreter
-    dtypes = {t["index"]: t["dtype"] for t in interp.get_tensor_details()}
+    """Names of the main graph's ops that read or write a float tensor (empty for a true
+    integer-only model), read from the flatbuffer with the schema the metadata writer uses."""
+    graph_model = tfl_schema.Model.GetRootAsModel(model, 0)
+    graph = graph_model.Subgraphs(0)
+    floats = {i for i in range(graph.TensorsLength()) if graph.Tensors(i).Type() in FLOAT_TYPES}
     found = []
-    for op in interp._get_ops_details():  # the public API has no op listing
-        tensors = [i for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0]
-        if any(dtypes.get(i) in FLOAT_TYPES for i in tensors):
-            found.append(op["op_name"])
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        tensors = [op.Inputs(j) for j in range(op.InputsLength())] + [op.Outputs(j) for j in range(op.OutputsLength())]
+        if any(i in floats for i in tensors):
+            found.append(OP_NAMES[_builtin_code(graph_model.OperatorCodes(op.OpcodeIndex()))])
     return found
 
 
-def agreement(reference: TfliteModel, other: TfliteModel, images: np.ndarray, threshold: float) -> dict:
-    """How closely `other` follows `reference` on `images`: decision agreement and p(fake) gaps."""
-    p_ref = reference.probabilities(images)[:, 1]
-    p_other = other.probabilities(images)[:, 1]
-    gap = np.abs(p_ref - p_other)
-    return {"n": int(len(images)), "decision_agreement": float(np.mean((p_ref >= threshold) == (p_other >= threshold))),
-            "mean_abs_diff": float(gap.mean()), "max_abs_diff": float(gap.max())}
+def _builtin_code(code) -> int:
+    """The op's builtin code: files keep codes below 127 in the old one-byte field too (schema v3a)."""
+    return max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
 
 
 def with_ela_in_graph(run: Run, model: tf_keras.Model) -> tf_keras.Model:
     """`model` (the run's classifier) behind an exact in-graph ELA: RGB pixels in, the same scores out."""
-    ela = run.config.ela
+    ela = run.config.data.ela
     if ela is None or ela.resolution != "resized":
         raise RunError(f"{run.folder}: --ela_in_graph needs a run trained with ELA at resolution 'resized' "
                        f"(train with --ela_resolution resized); this run has "
                        f"{'no ELA' if ela is None else 'ELA at full resolution'}")
-    size = run.config.input_size
+    size = run.config.model.input_size
     image = tf_keras.Input((size, size, 3), name="image", dtype="uint8")
     return tf_keras.Model(image, model(ElaLayer(ela)(image)), name=f"{model.name}_ela_in_graph")
 
@@ -112,7 +114,7 @@ def export_folder(run_folder: str | Path, out: str | Path | None = None) -> Path
 def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAULT_VARIANTS, data: str | None = None,
                threshold: float = 0.5, check_images: int = 100, ela_in_graph: bool = False,
                qat_epochs: int = QAT_EPOCHS, qat_learning_rate: float = QAT_LEARNING_RATE,
-               bake: bool = False) -> list[dict]:
+               bake: bool = False, calibration_size: int = CALIBRATION_SIZE) -> list[dict]:
     """Convert the run in `folder` to each variant under `out` (default folder/export).
 
     With `ela_in_graph` the model computes ELA itself (exactly as `ela.error_level`), takes the
@@ -120,11 +122,14 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     quantises the classifier behind it (float16/dynamic weights would break the ELA's exactness).
     int8_qat fine-tunes the run's model with quantisation-aware training first (`qat_epochs` at
     `qat_learning_rate`, see convert/qat.py); it is not available with `ela_in_graph`.
+    The integer variants are calibrated on `calibration_size` images of the run's training split.
     With `bake` the threshold is folded into the last layer (convert/bake.py) before converting:
     every client's top-1 class is then the decision at `threshold`, the metadata's threshold is
     0.5 and its `baked_threshold` the given one; the files get "_baked" in their names.
     """
-    check_variants(variants, ela_in_graph)
+    specs = check_variants(variants, ela_in_graph)
+    if calibration_size < 1:
+        raise ValueError(f"--calibration_size must be at least 1, got {calibration_size}")
     run = load_run(folder)
     out_arg, data_arg = out, data  # as given, for the card's convert command
     out = make_folder(export_folder(run.folder, out))  # fail before converting, not after
@@ -141,59 +146,66 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     data = data or run.summary["data"]["path"]
     records = load_records(data)
     calibration = val = None
-    if set(INTEGER_VARIANTS) & set(variants):
-        calib_recs = interleave(select(records, cfg.sources, ["train"]), cfg.calibration_size)
+    if any(v.integer for v in specs):
+        calib_recs = interleave(select(records, cfg.data.sources, ["train"]), calibration_size)
         if not calib_recs:
-            raise DataError(f"{data}: no training images of {', '.join(cfg.sources)} to calibrate int8 with")
+            raise DataError(f"{data}: no training images of {', '.join(cfg.data.sources)} to calibrate int8 with")
         calibration, *_ = preprocess_records(calib_recs, input_prep, "calibration images")
-    val, *_ = preprocess_records(interleave(select(records, cfg.sources, ["val"]), check_images), input_prep,
+    val, *_ = preprocess_records(interleave(select(records, cfg.data.sources, ["val"]), check_images), input_prep,
                                  "check images")
 
-    reports, reference, pending = [], None, []  # pending: written once the card inside each is known
-    for variant in variants:
-        print(f"converting {run.name} → {variant}")
-        name = f"{run.name}{suffix}_{variant}"
-        info = ModelInfo(name=name, preprocessing=prep, config=cfg.name, variant=variant,
-                         threshold=info_threshold, ela_in_graph=ela_in_graph,
-                         baked_threshold=threshold if bake else None,
-                         description=f"FakeLens {cfg.description} ({VARIANT_TEXT.get(variant, variant)}"
-                                     f"{', ELA in graph' if ela_in_graph else ''}"
-                                     f"{f', threshold {threshold:g} baked in' if bake else ''}).",
-                         run=run.name, protocol=cfg.protocol, train_sources=tuple(sorted(cfg.sources)),
-                         extra={"data_counts": run.summary["data"].get("counts", {})})
-        qat_summary = None
-        if ela_in_graph and variant == "int8":
-            converted = quantize_keeping_ela_float(model, lambda: ([img[None]] for img in calibration))
-        elif variant == "int8_qat":
-            qat_model, qat_summary = fine_tune_quantized(model, cfg, records, calibration, qat_epochs,
-                                                         qat_learning_rate)
-            converted = to_tflite(qat_model, variant, calibration)
-        else:
-            converted = to_tflite(model, variant, calibration)
-        model_bytes = write_metadata(converted, info)
-        path = out / f"{name}.tflite"
-        tfl = TfliteModel(model_bytes)
-        report = {"variant": variant, "path": str(path), "size_bytes": len(model_bytes),
-                  "input_dtype": np.dtype(tfl.input["dtype"]).name, "output_dtype": np.dtype(tfl.output["dtype"]).name,
-                  "float_ops": sorted(set(float_ops(model_bytes)))}
-        if qat_summary:
-            report["qat"] = qat_summary
-        if bake:
-            report["baked_threshold"] = threshold
-        if variant in INTEGER_VARIANTS and report["float_ops"] and not ela_in_graph:
-            raise RuntimeError(f"{path}: int8 model still has float ops {report['float_ops']} — "
-                               f"this is a converter fallback, not an integer-only model")
-        if reference is None and variant == "float32":
-            reference = tfl
-        if reference is not None and len(val):
-            report["vs_float32"] = agreement(reference, tfl, val, info_threshold)
-        reports.append(report)
-        pending.append((path, converted, info))
+    reports, p_fake, pending = [], [], []  # pending: written once the card inside each is known
+    with converters_of(model) as new_converter:
+        for spec in specs:
+            print(f"converting {run.name} → {spec.name}")
+            name = f"{run.name}{suffix}_{spec.name}"
+            info = ModelInfo(name=name, preprocessing=prep, config=cfg.name, variant=spec.name,
+                             threshold=info_threshold, ela_in_graph=ela_in_graph,
+                             baked_threshold=threshold if bake else None,
+                             description=f"FakeLens {cfg.description} ({spec.description}"
+                                         f"{', ELA in graph' if ela_in_graph else ''}"
+                                         f"{f', threshold {threshold:g} baked in' if bake else ''}).",
+                             run=run.name, protocol=cfg.data.protocol,
+                             train_sources=tuple(sorted(cfg.data.sources)),
+                             extra={"data_counts": run.summary["data"].get("counts", {})})
+            qat_summary = None
+            if ela_in_graph and spec.integer:
+                converted = quantize_keeping_ela_float(model, lambda: ([img[None]] for img in calibration),
+                                                       new_converter())
+            elif spec.needs_training:
+                qat_model, qat_summary = fine_tune_quantized(model, cfg, records, calibration, qat_epochs,
+                                                             qat_learning_rate)
+                with converters_of(qat_model) as new_qat_converter:
+                    converted = to_tflite(new_qat_converter, spec.name, calibration)
+            else:
+                converted = to_tflite(new_converter, spec.name, calibration)
+            model_bytes = write_metadata(converted, info)
+            path = out / f"{name}.tflite"
+            tfl = TfliteModel(model_bytes)
+            report = {"variant": spec.name, "path": str(path), "size_bytes": len(model_bytes),
+                      "input_dtype": np.dtype(tfl.input["dtype"]).name,
+                      "output_dtype": np.dtype(tfl.output["dtype"]).name,
+                      "float_ops": sorted(set(float_ops(model_bytes)))}
+            if qat_summary:
+                report["qat"] = qat_summary
+            if bake:
+                report["baked_threshold"] = threshold
+            if spec.integer and report["float_ops"] and not ela_in_graph:
+                raise RuntimeError(f"{path}: int8 model still has float ops {report['float_ops']} — "
+                                   f"this is a converter fallback, not an integer-only model")
+            reports.append(report)
+            p_fake.append(tfl.probabilities(val)[:, 1])
+            pending.append((path, converted, info))
+    # One run and kind here: the reference is this export's float32, wherever --variants put it.
+    ref = reference_of(0, range(len(reports)), variant_of=lambda i: reports[i]["variant"], kind_of=lambda i: ())
+    for report, p in zip(reports, p_fake):
+        if ref is not None and len(val):
+            report["vs_float32"] = agreement(p_fake[ref], p, info_threshold, info_threshold)
     card_info = ModelInfo(name=run.name, preprocessing=prep, config=cfg.name, threshold=info_threshold,
                           ela_in_graph=ela_in_graph, baked_threshold=threshold if bake else None,
                           description=f"FakeLens {cfg.description}")
     command = convert_command(run, out_arg, variants, data_arg, threshold, check_images, ela_in_graph, qat_epochs,
-                              qat_learning_rate, bake)
+                              qat_learning_rate, bake, calibration_size)
     card = export_card(run, records, data, card_info, reports, out, command)
     for (path, converted, info), report in zip(pending, reports):
         model_bytes = write_metadata(converted, info, card)

@@ -27,6 +27,7 @@ from tensorflow_lite_support.metadata import schema_py_generated as tfl_schema
 from tensorflow_lite_support.metadata.python import metadata as tflite_metadata
 
 from ela import Preprocessing, __version__, fields
+from convert.variants import REFERENCE
 from ela.files import MAX_MODEL_BYTES, FileProblem, read_regular
 
 INFO_FILE = "fakelens.json"
@@ -52,7 +53,7 @@ class ModelInfo:
     run: str = ""  # the training run folder's name: the exports of one run are compared with each other
     protocol: str = ""  # the run's data protocol ("as_is" or "controlled")
     train_sources: tuple[str, ...] = ()  # what the run trained on; the benchmark's held-out generators are the rest
-    variant: str = "float32"
+    variant: str = REFERENCE
     labels: tuple[str, ...] = LABELS
     threshold: float = 0.5  # fake when p(fake) >= threshold
     ela_in_graph: bool = False

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from convert.metadata import CARD_FILE, INPUT_MEAN, INPUT_STD, ModelInfo
+from convert.variants import CALIBRATION_SIZE, REFERENCE, variant
 from train.configs import set_items
 from train.data import SPLITS, Record, manifest_file, manifest_sha256, select, source_licences
 from train.format_audit import STRONG, read_properties, shortcuts, strongest
@@ -58,7 +59,7 @@ class Validation:
     n: int
     accuracy: float
     auc: float | None  # None: trained before training recorded it
-    loss_weighted: bool  # accuracy weighted like the loss (cfg.balance)
+    loss_weighted: bool  # accuracy weighted like the loss (cfg.data.balance)
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ def _validation_section(run: str, v: Validation, checks: Sequence[VariantCheck])
              f"As recorded by training in `{run}/config.json`, the Keras model at its best epoch (lowest "
              f"validation loss) on the validation split of its sources, n={v.n}: accuracy {v.accuracy:.3f}"
              f"{weighted}; ROC AUC {auc}.", ""]
-    checked = [c for c in checks if c.n and c.variant != "float32"]
+    checked = [c for c in checks if c.n and c.variant != REFERENCE]
     if checked:
         lines += ["Each export against the float32 export, on validation images (convert's check; the threshold as "
                   "above):", ""]
@@ -298,13 +299,13 @@ def format_verdict(records: Sequence[Record], run: Run) -> FormatVerdict | None:
     """The format-bias audit (train.format_audit) on the run's sources, files as its protocol presents them."""
     cfg = run.config
     prep = cfg.preprocessing()
-    needed = select(records, cfg.sources, ["train", "test"])
+    needed = select(records, cfg.data.sources, ["train", "test"])
     props, skipped = read_properties(needed, prep.format_control, prep.input_size)
-    result = shortcuts(needed, props, cfg.sources)
+    result = shortcuts(needed, props, cfg.data.sources)
     if not result:
         return None
     name, best = strongest(result)
-    return FormatVerdict(cfg.protocol, name, best["accuracy"], best["n"], len(skipped), cfg.augment is not None)
+    return FormatVerdict(cfg.data.protocol, name, best["accuracy"], best["n"], len(skipped), cfg.data.augment is not None)
 
 
 def data_facts(records: Sequence[Record], data: str | Path, run: Run) -> DataFacts:
@@ -318,7 +319,7 @@ def data_facts(records: Sequence[Record], data: str | Path, run: Run) -> DataFac
                                 tuple(licences.get(src, ())))
                     for src in sorted(labels, key=lambda s: (labels[s] != "real", s)))
     return DataFacts(str(Path(data).resolve()), manifest_sha256(data), run.summary["data"]["path"],
-                     run.summary["data"].get("manifest_sha256"), tuple(run.config.sources), sources)
+                     run.summary["data"].get("manifest_sha256"), tuple(run.config.data.sources), sources)
 
 
 def train_command(run: Run) -> str | None:
@@ -340,7 +341,7 @@ def train_command(run: Run) -> str | None:
 
 def convert_command(run: Run, out: str | Path | None, variants: Sequence[str], data: str | None, threshold: float,
                     check_images: int, ela_in_graph: bool, qat_epochs: int, qat_learning_rate: float,
-                    bake: bool = False) -> str:
+                    bake: bool = False, calibration_size: int = CALIBRATION_SIZE) -> str:
     """`python -m convert ...` with the settings of this export."""
     args = ["python", "-m", "convert", "--run", str(run.folder)]
     if out is not None:
@@ -353,7 +354,9 @@ def convert_command(run: Run, out: str | Path | None, variants: Sequence[str], d
         args.append("--ela_in_graph")
     if bake:
         args.append("--bake_threshold")
-    if "int8_qat" in variants:
+    if any(variant(v).integer for v in variants) and calibration_size != CALIBRATION_SIZE:
+        args += ["--calibration_size", str(calibration_size)]
+    if any(variant(v).needs_training for v in variants):
         args += ["--qat_epochs", str(qat_epochs), "--qat_learning_rate", f"{qat_learning_rate:g}"]
     return shlex.join(args)
 
@@ -363,10 +366,10 @@ def export_card(run: Run, records: Sequence[Record], data: str | Path, info: Mod
     """The card of one export of `run`: `info` is the metadata its variants share, `reports` convert's checks."""
     result = run.summary.get("result", {})
     validation = Validation(int(result["n_val"]), float(result["val_accuracy"]), result.get("val_auc"),
-                            run.config.balance)
+                            run.config.data.balance)
     checks = tuple(VariantCheck(r["variant"], r["input_dtype"], r["output_dtype"], **r.get("vs_float32", {}))
                    for r in reports)
-    facts = CardFacts(run.name, info, run.config.protocol, tuple(Path(r["path"]).stem for r in reports),
+    facts = CardFacts(run.name, info, run.config.data.protocol, tuple(Path(r["path"]).stem for r in reports),
                       tuple(r["variant"] for r in reports), str(export_folder),
                       data_facts(records, data, run), validation, checks, format_verdict(records, run),
                       train_command(run), convert_cmd)

@@ -18,9 +18,13 @@ How the model is prepared (`quantize_aware`):
 - tfmot has no quantisation rule for the in-graph `Rescaling` ('to_unit_range'); it has no
   weights, so `RescalingConfig` only quantises its output. TFLite turns it into MUL + ADD, whose
   intermediate gets its range from the calibration images the converter is given anyway.
-- Frozen layers stay frozen: tfmot's wrapper (QuantizeWrapperV2.build) lists the wrapped layer's
-  weights among its own trainable weights even when the layer is frozen, so a frozen layer's
-  wrapper gets that list emptied (there is no public way).
+- Frozen layers stay frozen: tfmot's wrapper (QuantizeWrapperV2.build) copies the wrapped layer's
+  weights into its own private `_trainable_weights` even when the layer is frozen, so a frozen
+  layer's wrapper gets that list emptied. This is the one place FakeLens writes tfmot internals,
+  because nothing public does it: tfmot has no option for frozen layers, and the public switch,
+  `wrapper.trainable = False`, does not give the same model (with MobileNet at alpha 0.25 and 12
+  layers unfrozen it leaves 37 trainable weights where the frozen model has 6, and changes the
+  weight list).
 - Batch normalisation stays in inference mode, as in training (`split_frozen_trunk`); Keras'
   fit only allows that for a frozen BN layer, so the unfrozen BN layers' scale and offset are
   kept too. QAT fine-tunes the unfrozen convolutions and the Dense head.
@@ -84,7 +88,7 @@ def quantize_aware(model: tf_keras.Model) -> tf_keras.Model:
             inner = layer.layer
             if isinstance(inner, tf_keras.layers.BatchNormalization):
                 inner.trainable = False
-            if not inner.trainable:  # the wrapper listed the layer's weights as trainable when it was built
+            if not inner.trainable:  # no public way: see "Frozen layers stay frozen" above
                 layer._trainable_weights = []
     return qat
 
@@ -155,15 +159,15 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
     started = time.time()
     seed_everything(cfg.seed)
     prep = cfg.preprocessing()
-    x_train, y_train, *_ = preprocess_records(select(records, cfg.sources, ["train"], cfg.max_per_source), prep,
+    x_train, y_train, *_ = preprocess_records(select(records, cfg.data.sources, ["train"], cfg.data.max_per_source), prep,
                                               "QAT train images")
-    x_val, y_val, *_ = preprocess_records(select(records, cfg.sources, ["val"], cfg.max_per_source), prep,
+    x_val, y_val, *_ = preprocess_records(select(records, cfg.data.sources, ["val"], cfg.data.max_per_source), prep,
                                           "QAT val images")
     if not len(x_train) or not len(x_val):
-        raise DataError(f"QAT needs the training run's train and val images of {', '.join(cfg.sources)}; "
+        raise DataError(f"QAT needs the training run's train and val images of {', '.join(cfg.data.sources)}; "
                         f"found {len(x_train)} and {len(x_val)} — pass the run's dataset with --data")
     x_train, x_val = x_train.astype(np.float32), x_val.astype(np.float32)
-    target, target_val = (model.predict(x, batch_size=cfg.batch_size, verbose=0) for x in (x_train, x_val))
+    target, target_val = (model.predict(x, batch_size=cfg.optim.batch_size, verbose=0) for x in (x_train, x_val))
     qat = quantize_aware(model)
     set_activation_ranges(qat, model, calibration)
     qat.compile(optimizer=tf_keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
@@ -171,12 +175,12 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
     print(f"QAT: {epochs} epoch(s) at learning rate {learning_rate:g} on {len(x_train)} training images, "
           f"towards the float model's scores")
     history = qat.fit(x_train, target, validation_data=(x_val, target_val), epochs=epochs,
-                      batch_size=cfg.batch_size, shuffle=True, verbose=2).history
+                      batch_size=cfg.optim.batch_size, shuffle=True, verbose=2).history
     accuracy = lambda p: float(np.mean(p.argmax(1) == y_val))  # noqa: E731
-    summary = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": cfg.batch_size,
+    summary = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": cfg.optim.batch_size,
                "n_train": int(len(y_train)), "n_val": int(len(y_val)),
                "val_agreement": float(history["val_agreement"][-1]),
-               "val_accuracy": accuracy(qat.predict(x_val, batch_size=cfg.batch_size, verbose=0)),
+               "val_accuracy": accuracy(qat.predict(x_val, batch_size=cfg.optim.batch_size, verbose=0)),
                "float_val_accuracy": accuracy(target_val), "wall_seconds": round(time.time() - started, 1)}
     print(f"QAT: val accuracy {summary['val_accuracy']:.3f} (float model {summary['float_val_accuracy']:.3f}), "
           f"agreement with the float model {summary['val_agreement']:.3f}, n={len(y_val)}")

@@ -1,22 +1,87 @@
-"""The export variants and the QAT defaults, named once. TensorFlow-free, so `python -m convert --help` stays fast."""
+"""The export variants, in one table (like YOLOv5's `export_formats()`), and the reference export
+they are compared with. TensorFlow-free, so `python -m convert --help` stays fast.
 
-DEFAULT_VARIANTS = ("float32", "float16", "dynamic", "int8")
-VARIANTS = DEFAULT_VARIANTS + ("int8_qat",)  # int8_qat trains for a few epochs, so only on request
-INTEGER_VARIANTS = ("int8", "int8_qat")
-ELA_IN_GRAPH_VARIANTS = ("float32", "int8")  # what an export with the ELA in its graph can be (export_run says why)
+Every rule about a variant reads this table: which variants `--variants` accepts and exports by
+default (those that need no training), which need calibration images and integer-only ops, which
+exist with the ELA in the graph, and how the converter treats their weights (`to_tflite`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Hashable, Iterable, TypeVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    integer: bool  # full-integer: calibrated, integer-only builtin ops, INTEGER_IO_DTYPE input and output
+    needs_training: bool  # fine-tunes the model first (minutes), so exported only on request
+    with_ela_in_graph: bool  # exists with --ela_in_graph (reduced weight precision would break the ELA's exactness)
+    optimized: bool  # the converter's Optimize.DEFAULT (quantised weights); False only for the reference
+    weight_type: str | None  # the converter's target_spec.supported_types, when not its default
+    description: str  # how the model's metadata names it
+
+
+VARIANT_TABLE = (
+    Variant("float32", integer=False, needs_training=False, with_ela_in_graph=True, optimized=False,
+            weight_type=None, description="float32"),
+    Variant("float16", integer=False, needs_training=False, with_ela_in_graph=False, optimized=True,
+            weight_type="float16", description="float16"),
+    Variant("dynamic", integer=False, needs_training=False, with_ela_in_graph=False, optimized=True,
+            weight_type=None, description="dynamic"),
+    Variant("int8", integer=True, needs_training=False, with_ela_in_graph=True, optimized=True,
+            weight_type=None, description="int8"),
+    Variant("int8_qat", integer=True, needs_training=True, with_ela_in_graph=False, optimized=True,
+            weight_type=None, description="int8 after quantisation-aware training"),
+)
+VARIANTS = tuple(v.name for v in VARIANT_TABLE)
+DEFAULT_VARIANTS = tuple(v.name for v in VARIANT_TABLE if not v.needs_training)  # the plain ones
+INTEGER_VARIANTS = tuple(v.name for v in VARIANT_TABLE if v.integer)
+ELA_IN_GRAPH_VARIANTS = tuple(v.name for v in VARIANT_TABLE if v.with_ela_in_graph)
+REFERENCE = "float32"  # every other export is compared with this one of the same run and kind
 # The input and output type of every integer export: standard clients (MediaPipe Tasks, the Task Library)
 # take uint8 or float32 tensors only, so a quantised int8 output would be refused.
 INTEGER_IO_DTYPE = "uint8"
-VARIANT_TEXT = {"int8_qat": "int8 after quantisation-aware training"}
+CALIBRATION_SIZE = 100  # images of the run's train split that calibrate the integer variants
 QAT_EPOCHS = 2  # int8_qat defaults
 QAT_LEARNING_RATE = 1e-5  # a tenth of the paper configs' training rate: adapt the weights, don't retrain
 
 
-def check_variants(variants, ela_in_graph: bool = False) -> None:
-    """Refuse, before any work, a variant that does not exist or that cannot carry an in-graph ELA."""
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise ValueError(f"unknown variant(s) {', '.join(unknown)} — choose from {','.join(VARIANTS)}")
-    unsupported = sorted(set(variants) - set(ELA_IN_GRAPH_VARIANTS)) if ela_in_graph else []
+def variant(name: str) -> Variant:
+    """The table's row for `name`, or a one-line ValueError listing the choices."""
+    for v in VARIANT_TABLE:
+        if v.name == name:
+            return v
+    raise ValueError(f"unknown variant {name!r} — choose from {','.join(VARIANTS)}")
+
+
+T = TypeVar("T")
+
+
+def reference_of(item: T, items: Iterable[T], variant_of: Callable[[T], str],
+                 kind_of: Callable[[T], Hashable]) -> T | None:
+    """The first of `items` that is the REFERENCE export of the same kind as `item` (whatever
+    `kind_of` says must match: the run, ELA in the graph or not, a thread count...), or None."""
+    return next((x for x in items if variant_of(x) == REFERENCE and kind_of(x) == kind_of(item)), None)
+
+
+def agreement(p_reference, p_other, threshold_reference: float, threshold_other: float) -> dict:
+    """How closely one export's p(fake) follows the reference's on the same images: the share of
+    equal decisions (each at its own threshold) and the absolute p(fake) gaps."""
+    a, b = np.asarray(p_reference), np.asarray(p_other)
+    gap = np.abs(a - b)
+    same = (a >= threshold_reference) == (b >= threshold_other)
+    return {"n": int(len(a)), "decision_agreement": float(np.mean(same)), "mean_abs_diff": float(gap.mean()),
+            "max_abs_diff": float(gap.max())}
+
+
+def check_variants(variants, ela_in_graph: bool = False) -> list[Variant]:
+    """The table's rows for `variants`, refusing before any work a variant that does not exist or
+    that cannot carry an in-graph ELA."""
+    specs = [variant(v) for v in variants]
+    unsupported = sorted(v.name for v in specs if not v.with_ela_in_graph) if ela_in_graph else []
     if unsupported:
         raise ValueError(f"--ela_in_graph exports {' and '.join(ELA_IN_GRAPH_VARIANTS)} only, not {', '.join(unsupported)}")
+    return specs

@@ -3,7 +3,6 @@ when it is absent, which never happens in CI. Keras' weight cache is seeded from
 ImageNet file, as it would be by a download."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -51,6 +50,7 @@ def demo_data(tmp_path_factory) -> Path:
 
 
 TINY_ELA = ElaParams(quality=85, scale=20.0, resolution="resized")
+TINY_CALIBRATION = 16  # images that calibrate the tiny run's integer exports
 
 
 @pytest.fixture(scope="session")
@@ -58,10 +58,10 @@ def tiny_run(tmp_path_factory, demo_data, imagenet_cache) -> Path:
     """A small ELA model (ImageNet MobileNet at 96 px) trained for 2 epochs on the demo data,
     without augmentation or dropout. It must really learn (a random-init model's scores all sit
     at 0.5, where float32 and int8 decisions agree only by chance): val accuracy about 0.9."""
-    from train.configs import get_config
+    from train.configs import get_config, with_fields
     from train.run import train_run
-    cfg = dataclasses.replace(get_config("demo"), input_size=96, epochs=2, ela=TINY_ELA, calibration_size=16,
-                              batch_size=16, augment=None, dropout=0.0)
+    cfg = with_fields(get_config("demo"), input_size=96, epochs=2, ela=TINY_ELA, batch_size=16, augment=None,
+                      dropout=0.0)
     return train_run(cfg, demo_data, tmp_path_factory.mktemp("runs") / "tiny")
 
 
@@ -69,7 +69,7 @@ def tiny_run(tmp_path_factory, demo_data, imagenet_cache) -> Path:
 def tiny_export(tiny_run) -> dict:
     """float32 and int8 exports of the tiny run, with the conversion report."""
     from convert.export import export_run
-    reports = export_run(tiny_run, variants=("float32", "int8"), check_images=24)
+    reports = export_run(tiny_run, variants=("float32", "int8"), check_images=24, calibration_size=TINY_CALIBRATION)
     return {r["variant"]: r for r in reports}
 
 
@@ -78,7 +78,7 @@ def tiny_ela_in_graph_export(tiny_run, tmp_path_factory) -> dict:
     """float32 and int8 exports of the tiny run with the ELA in the graph (`--ela_in_graph`)."""
     from convert.export import export_run
     reports = export_run(tiny_run, tmp_path_factory.mktemp("ela_in_graph"), ("float32", "int8"), check_images=24,
-                         ela_in_graph=True)
+                         ela_in_graph=True, calibration_size=TINY_CALIBRATION)
     return {r["variant"]: r for r in reports}
 
 

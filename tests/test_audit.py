@@ -18,6 +18,18 @@ def test_jpeg_quality_estimate_is_exact_for_pillow_files(quality):
     assert props["quality"] == quality and props["subsampling"] == "4:4:4" and props["format"] == "JPEG"
 
 
+def test_the_one_quality_table_definition_is_the_one_pillow_writes():
+    """ela.libjpeg's tables serve both the in-graph ELA and the audit's estimate: both need Pillow's own."""
+    from ela.libjpeg import STD_CHROMINANCE, STD_LUMINANCE, quant_table
+    for quality in range(1, 101):
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(buf, "JPEG", quality=quality)
+        with Image.open(buf) as img:
+            luma, chroma = (np.array(img.quantization[i]).reshape(8, 8) for i in (0, 1))
+        assert np.array_equal(luma, quant_table(STD_LUMINANCE, quality)), quality
+        assert np.array_equal(chroma, quant_table(STD_CHROMINANCE, quality)), quality
+
+
 @pytest.fixture(scope="module")
 def quality_only_dataset(tmp_path_factory):
     """Real and fake are the same kind of picture; only the JPEG quality differs (95 vs 80)."""

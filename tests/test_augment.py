@@ -9,7 +9,7 @@ from PIL import Image
 
 from ela import Preprocessing
 from train.augment import Augmentation, augmented
-from train.configs import TrainConfig, get_config
+from train.configs import TrainConfig, get_config, with_fields
 from train.data import DataError, Record
 
 NOTHING = Augmentation(crop_p=0, rescale_p=0, jpeg_p=0, flip_p=0, grey_p=0, blur_p=0)
@@ -122,9 +122,9 @@ def test_invalid_augmentation_settings_are_errors(field, value):
 
 def test_augmentation_round_trips_through_the_run_config():
     cfg = get_config("fakelens")
-    assert cfg.augment is not None and cfg.balance and cfg.sources == ()
+    assert cfg.data.augment is not None and cfg.data.balance and cfg.data.sources == ()
     again = TrainConfig.from_dict(cfg.to_dict())
-    assert again == cfg and again.augment.jpeg_quality == cfg.augment.jpeg_quality
+    assert again == cfg and again.data.augment.jpeg_quality == cfg.data.augment.jpeg_quality
 
 
 def record(source, label, split="train") -> Record:
@@ -145,19 +145,19 @@ def test_sources_resolve_to_every_trained_source_minus_the_excluded():
     from train.run import resolve_sources
     records = [record("real_x", "real"), record("gan", "fake"), record("sd", "fake"), record("only_test", "fake", "test")]
     cfg = get_config("fakelens")
-    assert resolve_sources(cfg, records, "data").sources == ("gan", "real_x", "sd")
-    held_out = dataclasses.replace(cfg, exclude_sources=("gan",))
-    assert resolve_sources(held_out, records, "data").sources == ("real_x", "sd")
+    assert resolve_sources(cfg, records, "data").data.sources == ("gan", "real_x", "sd")
+    held_out = with_fields(cfg, exclude_sources=("gan",))
+    assert resolve_sources(held_out, records, "data").data.sources == ("real_x", "sd")
     with pytest.raises(DataError, match="nowhere"):
-        resolve_sources(dataclasses.replace(cfg, exclude_sources=("nowhere",)), records, "data")
+        resolve_sources(with_fields(cfg, exclude_sources=("nowhere",)), records, "data")
 
 
 def test_any_field_can_be_set_by_name_and_nested_fields_by_dotted_name():
     from train.configs import override
     cfg = override(get_config("fakelens"), ["augment.grey_p=0.15", "epochs=3", "augment.jpeg_quality=[60,90]",
                                             "lr_schedule=constant"])
-    assert cfg.augment.grey_p == 0.15 and cfg.epochs == 3 and cfg.augment.jpeg_quality == (60, 90)
-    assert cfg.lr_schedule == "constant" and cfg.augment.views == get_config("fakelens").augment.views
+    assert cfg.data.augment.grey_p == 0.15 and cfg.optim.epochs == 3 and cfg.data.augment.jpeg_quality == (60, 90)
+    assert cfg.optim.lr_schedule == "constant" and cfg.data.augment.views == get_config("fakelens").data.augment.views
     for bad, words in (("epochs", "field=value"), ("nonsense=1", "no field 'nonsense'"),
                        ("epochs.x=1", "not a group"), ("augment.grey_p=2", "probability")):
         with pytest.raises(ValueError, match=words):

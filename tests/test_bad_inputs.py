@@ -407,7 +407,7 @@ def test_convert_run_from_an_incompatible_version(pipeline, tmp_path):
     old.mkdir()
     shutil.copy(pipeline["run"] / "model.keras", old / "model.keras")
     summary = json.loads((pipeline["run"] / "config.json").read_text())
-    summary["config"]["unfrozen_layers"] = summary["config"].pop("unfreeze")  # a renamed field
+    summary["config"]["model"]["unfrozen_layers"] = summary["config"]["model"].pop("unfreeze")  # a renamed field
     (old / "config.json").write_text(json.dumps(summary))
     proc = run_cli("convert", "--run", str(old))
     assert_one_line_error(proc, old / "config.json", words="incompatible FakeLens version")

@@ -45,7 +45,7 @@ USAGE_MISTAKES = [
     (("convert", "--run", "r", "stray"), "unexpected arguments: stray"),
     (("convert", "--run", "r", "--threshold", "7"), "flag --threshold=7"),
     (("convert", "--run", "r", "--qat_epochs", "0"), "flag --qat_epochs=0"),
-    (("convert", "--run", "r", "--variants", "float32,int4"), "unknown variant(s) int4"),
+    (("convert", "--run", "r", "--variants", "float32,int4"), "unknown variant 'int4'"),
     (("convert", "--run", "r", "--ela_in_graph", "--variants", "float16"), "float32 and int8 only, not float16"),
     (("benchmark",), "--models is required"),
     (("benchmark", "--models", "m", "stray"), "unexpected arguments: stray"),

@@ -234,3 +234,94 @@ def test_model_info_rejects_a_bad_baked_threshold():
     for bad in (1.0, 0, "0.3", True):
         with pytest.raises(ValueError, match="baked_threshold"):
             ModelInfo.from_json(dict(good, baked_threshold=bad))
+
+
+def test_the_variant_table_drives_the_choices_and_the_ela_in_graph_rule(tiny_run, tmp_path):
+    from convert.export import export_run
+    from convert.variants import (DEFAULT_VARIANTS, ELA_IN_GRAPH_VARIANTS, INTEGER_VARIANTS, VARIANT_TABLE, VARIANTS,
+                                  variant)
+    assert VARIANTS == ("float32", "float16", "dynamic", "int8", "int8_qat")
+    assert DEFAULT_VARIANTS == ("float32", "float16", "dynamic", "int8")  # the plain ones: no training
+    assert INTEGER_VARIANTS == ("int8", "int8_qat") and ELA_IN_GRAPH_VARIANTS == ("float32", "int8")
+    assert variant("int8_qat").description == "int8 after quantisation-aware training"
+    assert [v.name for v in VARIANT_TABLE if not v.optimized] == ["float32"]
+    with pytest.raises(ValueError, match="unknown variant 'int4' — choose from float32,float16,dynamic,int8,int8_qat"):
+        export_run(tiny_run, tmp_path, ("float32", "int4"))
+    with pytest.raises(ValueError, match="--ela_in_graph exports float32 and int8 only, not dynamic, int8_qat"):
+        export_run(tiny_run, tmp_path, ("int8_qat", "dynamic", "int8"), ela_in_graph=True)
+    assert not list(tmp_path.iterdir())  # refused before anything was converted
+    help_text = run_cli("convert", "--helpfull").stdout
+    assert "Which of float32,float16,dynamic,int8,int8_qat to export" in help_text
+
+
+def _float_ops_by_interpreter(content: bytes) -> list[str]:
+    """The former float_ops (the interpreter's private op listing), as the oracle of the flatbuffer reading."""
+    interp = TfliteModel(content).interpreter
+    dtypes = {t["index"]: t["dtype"] for t in interp.get_tensor_details()}
+    return [op["op_name"] for op in interp._get_ops_details()
+            if any(dtypes.get(i) in (np.float32, np.float16) for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0)]
+
+
+def test_float_ops_read_from_the_flatbuffer_match_the_interpreter(tiny_export, tiny_ela_in_graph_export):
+    for reports in (tiny_export, tiny_ela_in_graph_export):
+        for report in reports.values():
+            content = open(report["path"], "rb").read()
+            # the interpreter also lists the XNNPACK delegate's node, which is no op of the file
+            assert float_ops(content) == [op for op in _float_ops_by_interpreter(content) if op != "DELEGATE"]
+    assert "CONV_2D" in float_ops(open(tiny_export["float32"]["path"], "rb").read())
+    assert "CONV_2D" in float_ops(open(tiny_ela_in_graph_export["int8"]["path"], "rb").read())  # the float ELA
+
+
+def test_reference_and_agreement_are_one_rule():
+    from convert.variants import agreement, reference_of
+    rows = [{"variant": "int8", "run": "a"}, {"variant": "float32", "run": "b"}, {"variant": "float32", "run": "a"}]
+    by_run = lambda r: r["run"]  # noqa: E731
+    assert reference_of(rows[0], rows, lambda r: r["variant"], by_run) is rows[2]
+    assert reference_of({"variant": "int8", "run": "c"}, rows, lambda r: r["variant"], by_run) is None
+    got = agreement(np.array([0.1, 0.6, 0.9, 0.4]), np.array([0.2, 0.4, 0.9, 0.45]), 0.5, 0.42)
+    assert got == {"n": 4, "decision_agreement": 0.5, "mean_abs_diff": pytest.approx(0.0875),
+                   "max_abs_diff": pytest.approx(0.2)}
+
+
+def _graph(content: bytes) -> tuple:
+    """A .tflite's tensors, ops, buffers and signatures, without the conversion metadata (which
+    records the model type)."""
+    from tensorflow_lite_support.metadata import schema_py_generated as schema
+    model = schema.Model.GetRootAsModel(content, 0)
+    graph = model.Subgraphs(0)
+    skip = {model.Metadata(i).Buffer() for i in range(model.MetadataLength())
+            if model.Metadata(i).Name() == b"CONVERSION_METADATA"}
+    tensors = [(graph.Tensors(i).Name(), graph.Tensors(i).Type(), graph.Tensors(i).Buffer())
+               for i in range(graph.TensorsLength())]
+    ops = [(graph.Operators(i).OpcodeIndex(), graph.Operators(i).InputsAsNumpy().tolist(),
+            graph.Operators(i).OutputsAsNumpy().tolist()) for i in range(graph.OperatorsLength())]
+    buffers = [model.Buffers(i).DataAsNumpy().tobytes() if model.Buffers(i).DataLength() else b""
+               for i in range(model.BuffersLength()) if i not in skip]
+    signatures = []
+    for sig in (model.SignatureDefs(i) for i in range(model.SignatureDefsLength())):
+        inputs = [(sig.Inputs(j).Name(), sig.Inputs(j).TensorIndex()) for j in range(sig.InputsLength())]
+        outputs = [(sig.Outputs(j).Name(), sig.Outputs(j).TensorIndex()) for j in range(sig.OutputsLength())]
+        signatures.append((sig.SignatureKey(), inputs, outputs))
+    return tensors, ops, buffers, signatures
+
+
+def test_one_saved_model_converts_every_variant_as_from_keras_model_does():
+    """convert/converters.py saves the model once, its own way; each variant's graph must equal the
+    one from_keras_model gives, in any order (no setting passes from one variant to the next)."""
+    import tensorflow as tf
+    import tf_keras
+    from convert.converters import converters_of
+    from convert.export import to_tflite
+    from convert.variants import DEFAULT_VARIANTS
+    tf_keras.utils.set_random_seed(0)
+    inputs = tf_keras.Input((32, 32, 3))
+    x = tf_keras.layers.Rescaling(1 / 127.5, -1.0)(inputs)
+    x = tf_keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
+    x = tf_keras.layers.GlobalAveragePooling2D()(tf_keras.layers.DepthwiseConv2D(3)(x))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(2, activation="softmax")(x))
+    calibration = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype(np.uint8)
+    with converters_of(model) as new_converter:
+        for name in DEFAULT_VARIANTS[::-1] + DEFAULT_VARIANTS:
+            shared = to_tflite(new_converter, name, calibration)
+            fresh = to_tflite(lambda: tf.lite.TFLiteConverter.from_keras_model(model), name, calibration)
+            assert _graph(shared) == _graph(fresh), name

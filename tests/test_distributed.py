@@ -1,7 +1,6 @@
 """tf.distribute training: two workers on this machine train one model in sync, only the chief
 writes, and the global batch is split between them (the result equals one process training on
 the whole global batch)."""
-import dataclasses
 import json
 import os
 import socket
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, error_lines
-from train.configs import get_config
+from train.configs import get_config, with_fields
 from train.distribute import read_tf_config
 
 # Without dropout: each replica draws its own dropout masks, so only dropout-free training can
@@ -22,9 +21,9 @@ TINY = ("--alpha", "0.25", "--input_size", "64", "--weights", "none", "--epochs"
 
 
 def tiny_config(**changes):
-    cfg = dataclasses.replace(get_config("demo"), alpha=0.25, input_size=64, weights="none", epochs=2,
+    cfg = with_fields(get_config("demo"), alpha=0.25, input_size=64, weights="none", epochs=2,
                               max_per_source=16, batch_size=8, learning_rate=1e-3, dropout=0.0)
-    return dataclasses.replace(cfg, **changes)
+    return with_fields(cfg, **changes)
 
 
 def free_ports(n: int) -> list[int]:

@@ -1,4 +1,4 @@
-"""convert.ela_graph: the in-graph ELA equals ela.error_level pixel for pixel, as a Keras layer
+"""convert.ela_layer and convert.selective_quantization: the in-graph ELA equals ela.error_level pixel for pixel, as a Keras layer
 and as a .tflite run by ai-edge-litert with and without its default XNNPACK delegate."""
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import tf_keras  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from convert.ela_graph import ElaLayer, ela_model, ela_tensor_names, quantize_keeping_ela_float  # noqa: E402
+from convert.converters import converters_of  # noqa: E402
+from convert.ela_layer import ElaLayer, ela_model  # noqa: E402
+from convert.selective_quantization import ela_tensor_names, quantize_keeping_ela_float  # noqa: E402
 from ela import ElaParams, error_level  # noqa: E402
 from ela.preprocess import RESAMPLE  # noqa: E402
 
@@ -184,6 +186,11 @@ def _representative(images):
     return lambda: ([img[None]] for img in images)
 
 
+def keep_ela_float(model: tf_keras.Model, images: np.ndarray) -> bytes:
+    with converters_of(model) as new_converter:
+        return quantize_keeping_ela_float(model, _representative(images), new_converter())
+
+
 def test_uint8_ela_cast_graph_converts_with_full_integer_settings():
     """The plain full-integer settings convert "uint8 → ELA → cast" (but quantise the ELA's own
     ops, so only quantize_keeping_ela_float keeps the map exact)."""
@@ -199,7 +206,7 @@ def test_uint8_ela_cast_graph_converts_with_full_integer_settings():
     converter.inference_input_type = tf.uint8
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     assert run_tflite(converter.convert(), images)[0].shape == images.shape
-    (got,) = run_tflite(quantize_keeping_ela_float(model, _representative(images)), images)
+    (got,) = run_tflite(keep_ela_float(model, images), images)
     assert_same(got.astype(np.float32), reference(images, params))
 
 
@@ -216,7 +223,7 @@ def test_int8_classifier_after_float_ela():
     x = tf_keras.layers.GlobalAveragePooling2D()(tf_keras.layers.Conv2D(16, 1)(x))
     model = tf_keras.Model(inputs, [ela_map, tf_keras.layers.Dense(2)(x)])
 
-    quantised = quantize_keeping_ela_float(model, _representative(images))
+    quantised = keep_ela_float(model, images)
     interp = Interpreter(model_content=quantised)
     assert interp.get_input_details()[0]["dtype"] == np.uint8
     tensors = {t["index"]: t for t in interp.get_tensor_details()}

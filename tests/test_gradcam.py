@@ -1,5 +1,4 @@
 import base64
-import dataclasses
 import io
 import json
 import math
@@ -11,7 +10,7 @@ from PIL import Image
 
 from benchmark.gradcam import CATEGORIES, gallery, grad_cam, heat_outside_centre, last_conv_layer
 from benchmark.html_report import write_html
-from train.configs import get_config
+from train.configs import get_config, with_fields
 from train.data import load_records
 from train.model import build_model
 
@@ -128,7 +127,7 @@ def test_gallery_of_an_ela_run_shows_the_ela_map_and_the_photo(tiny_run, demo_da
 
 def test_gallery_of_a_plain_run_shows_the_model_input(demo_data, tmp_path):
     """A run folder written by hand: an untrained RGB model with its config."""
-    cfg = dataclasses.replace(get_config("demo"), alpha=0.25, input_size=64, weights="none")
+    cfg = with_fields(get_config("demo"), alpha=0.25, input_size=64, weights="none")
     run = tmp_path / "plain"
     run.mkdir()
     tf_keras.utils.set_random_seed(0)

@@ -9,6 +9,7 @@ import pytest
 
 from convert.metadata import CARD_FILE, read_model_card, read_model_info
 from convert.model_card import INVARIANCE_HEADING, with_invariance
+from tests.conftest import TINY_CALIBRATION
 from train.configs import get_config, override
 from train.data import file_sha256, load_records
 
@@ -98,7 +99,7 @@ def test_card_train_command_trains_the_same_config(card, tiny_run):
     assert override(get_config(config), items) == TrainConfig.from_dict(run["config"])
     convert = next(line for line in card.splitlines() if line.startswith("python -m convert "))
     assert shlex.split(convert)[3:] == ["--run", str(tiny_run), "--variants", "float32,int8", "--threshold", "0.5",
-                                        "--check_images", "24"]
+                                        "--check_images", "24", "--calibration_size", str(TINY_CALIBRATION)]
 
 
 def test_every_export_carries_the_card_as_an_associated_file(card, tiny_export):

@@ -10,7 +10,7 @@ from train.run_folder import load_run
 from convert.metadata import read_model_info
 from convert.runtime import TfliteModel
 from ela import Preprocessing
-from tests.conftest import TINY_ELA, error_lines, run_cli
+from tests.conftest import TINY_CALIBRATION, TINY_ELA, error_lines, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def qat_export(tiny_run, tmp_path_factory) -> dict:
     """float32 and int8_qat (one epoch of QAT) exports of the tiny run."""
     from convert.export import export_run
     reports = export_run(tiny_run, tmp_path_factory.mktemp("qat_export"), ("float32", "int8_qat"), check_images=24,
-                         qat_epochs=1)
+                         qat_epochs=1, calibration_size=TINY_CALIBRATION)
     return {r["variant"]: r for r in reports}
 
 

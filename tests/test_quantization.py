@@ -38,8 +38,8 @@ def test_quantised_export_is_compared_with_its_float32_image_by_image(tiny_expor
 
 def test_pairing_needs_the_same_run_and_kind(tiny_export):
     float32, int8 = (read_model_info(tiny_export[v]["path"]) for v in ("float32", "int8"))
-    assert reference_for(int8, {"f": float32, "q": int8}) == "f"
-    assert reference_for(int8, {"f": dataclasses.replace(float32, ela_in_graph=True), "q": int8}) is None
+    assert reference_for("q", {"f": float32, "q": int8}) == "f"
+    assert reference_for("q", {"f": dataclasses.replace(float32, ela_in_graph=True), "q": int8}) is None
     other_run = dataclasses.replace(float32, run="another")
-    assert reference_for(int8, {"f": other_run, "q": int8}) is None
+    assert reference_for("q", {"f": other_run, "q": int8}) is None
     assert quantization_rows({"q": int8}, {"q": {}}, {}) == []

@@ -1,7 +1,6 @@
 """A training run killed with SIGKILL resumes from its last finished epoch when started again with
 the same command, and ends exactly where an uninterrupted run ends."""
 import csv
-import dataclasses
 import json
 import shutil
 import signal
@@ -12,7 +11,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT, error_lines, run_cli
-from train.configs import get_config
+from train.configs import get_config, with_fields
 
 EPOCHS = 30  # enough for the kill to land well before the end
 TINY = ("--alpha", "0.25", "--input_size", "64", "--weights", "none", "--max_per_source", "16",
@@ -42,7 +41,7 @@ def killed_run(demo_data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def uninterrupted(demo_data, tmp_path_factory):
     from train.run import train_run
-    cfg = dataclasses.replace(get_config("demo"), alpha=0.25, input_size=64, weights="none", max_per_source=16,
+    cfg = with_fields(get_config("demo"), alpha=0.25, input_size=64, weights="none", max_per_source=16,
                               batch_size=8, learning_rate=1e-3, epochs=EPOCHS)
     return json.loads((train_run(cfg, demo_data, tmp_path_factory.mktemp("whole") / "run") / "config.json").read_text())
 

@@ -1,11 +1,10 @@
-import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from tests.conftest import error_lines, run_cli
-from train.configs import CONFIGS, get_config
+from train.configs import CONFIGS, TrainConfig, get_config, with_fields
 from train.data import balance, load_records, preprocess_records, select
 from train.run import RunExistsError, train_run
 
@@ -14,16 +13,17 @@ def test_paper_configs_follow_the_paper():
     assert {"gan", "gan_ela", "gan_sd", "gan_sd_dropout", "gan_sd_ela", "demo"} <= set(CONFIGS)
     for name in ("gan", "gan_ela", "gan_sd", "gan_sd_dropout", "gan_sd_ela"):
         cfg = CONFIGS[name]
-        assert cfg.learning_rate == 1e-4 and cfg.alpha == 1.0 and cfg.input_size == 224 and cfg.weights == "imagenet"
-        assert cfg.unfreeze == (20 if "ela" in name else 10)
-        assert (cfg.ela is not None) == ("ela" in name)
-        assert ("sd21_faces" in cfg.sources) == ("sd" in name)
-    assert CONFIGS["gan_sd_dropout"].dropout == 0.5 and CONFIGS["gan_sd"].dropout == 0.0
+        assert cfg.optim.learning_rate == 1e-4 and cfg.model.alpha == 1.0 and cfg.model.input_size == 224 and cfg.model.weights == "imagenet"
+        assert cfg.model.unfreeze == (20 if "ela" in name else 10)
+        assert (cfg.data.ela is not None) == ("ela" in name)
+        assert ("sd21_faces" in cfg.data.sources) == ("sd" in name)
+    assert CONFIGS["gan_sd_dropout"].model.dropout == 0.5 and CONFIGS["gan_sd"].model.dropout == 0.0
 
 
 def test_run_folder_is_self_describing_and_not_overwritten(tiny_run):
     summary = json.loads((tiny_run / "config.json").read_text())
-    assert summary["config"]["preprocessing"]["ela"] == {"quality": 85, "scale": 20.0, "resolution": "resized"}
+    assert summary["config"]["data"]["ela"] == {"quality": 85, "scale": 20.0, "resolution": "resized"}
+    assert "ela" not in json.dumps({k: v for k, v in summary["config"].items() if k != "data"})  # ELA once
     assert summary["model"]["trainable_mobilenet_layers"] == 10
     assert summary["result"]["n_train"] > 0
     history = (tiny_run / "history.csv").read_text().splitlines()
@@ -41,10 +41,10 @@ def test_short_training_on_real_faces_beats_chance(shared_data, imagenet_cache, 
     must be clearly above chance (the 95% Wilson interval's lower end above 0.5)."""
     from benchmark.metrics import accuracy
     from train.run_folder import load_run
-    cfg = dataclasses.replace(get_config("gan"), max_per_source=50, epochs=3)
+    cfg = with_fields(get_config("gan"), max_per_source=50, epochs=3)
     run = train_run(cfg, shared_data, tmp_path / "gan_slice")
-    test = balance(select(load_records(shared_data), cfg.sources, ["test"]))[:30] + \
-        balance(select(load_records(shared_data), cfg.sources, ["test"]))[-30:]
+    test = balance(select(load_records(shared_data), cfg.data.sources, ["test"]))[:30] + \
+        balance(select(load_records(shared_data), cfg.data.sources, ["test"]))[-30:]
     x, y, _, skipped = preprocess_records(test, cfg.preprocessing(), "test")
     assert not skipped and sorted(set(y.tolist())) == [0, 1]
     p_fake = load_run(run).model.predict(x.astype(np.float32), verbose=0)[:, 1]
@@ -64,9 +64,9 @@ def test_cli_help_and_unknown_source(demo_data, tmp_path):
 def test_trunk_caching_trains_exactly_like_the_whole_model(demo_data, tmp_path):
     """Same seed, same data, same order: the cached-trunk run ends with the whole-model run's weights."""
     from train.run_folder import load_run
-    cfg = dataclasses.replace(get_config("demo"), alpha=0.25, input_size=64, weights="none", epochs=2, batch_size=16)
+    cfg = with_fields(get_config("demo"), alpha=0.25, input_size=64, weights="none", epochs=2, batch_size=16)
     cached = load_run(train_run(cfg, demo_data, tmp_path / "cached")).model
-    whole = load_run(train_run(dataclasses.replace(cfg, cache_trunk=False), demo_data, tmp_path / "whole")).model
+    whole = load_run(train_run(with_fields(cfg, cache_trunk=False), demo_data, tmp_path / "whole")).model
     trained = [layer.name for layer in cached.layers if layer.trainable and layer.weights]
     assert "real_fake" in trained and "conv_pw_13" in trained
     for name in trained:
@@ -80,7 +80,7 @@ def build_fresh_head(cfg):
     from train.model import build_model
     from train.run_folder import seed_everything
     seed_everything(cfg.seed)
-    return build_model(cfg.input_size, cfg.alpha, cfg.weights, cfg.unfreeze, cfg.dropout)
+    return build_model(cfg.model.input_size, cfg.model.alpha, cfg.model.weights, cfg.model.unfreeze, cfg.model.dropout)
 
 
 def test_fakelens_recipe_trains_on_a_plain_folder_with_its_own_sources(tmp_path):
@@ -97,7 +97,53 @@ def test_fakelens_recipe_trains_on_a_plain_folder_with_its_own_sources(tmp_path)
                    "--unfreeze", "10", "--batch_size", "8")
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert summary["config"]["sources"] == ["midjourney", "phone"]
+    assert summary["config"]["data"]["sources"] == ["midjourney", "phone"]
     assert set(summary["data"]["counts"]) <= {f"{s}/{split}" for s in ("midjourney", "phone") for split in ("train", "val")}
-    assert summary["config"]["augment"]["views"] == 2 and set(summary["result"]["timing"]) == {
+    assert summary["config"]["data"]["augment"]["views"] == 2 and set(summary["result"]["timing"]) == {
         "decode_val_s", "decode_augment_train_s", "trunk_s", "fit_s"}
+
+
+# config.json's "config" of a run trained before the groups existed (runs/paper/gan_as_is), as written then.
+FLAT_GAN = {"alpha": 1.0, "augment": None, "balance": False, "batch_size": 32, "cache_trunk": True, "calibration_size": 100,
+            "description": "Paper model 1: real + GAN faces, last 10 layers unfrozen", "dropout": 0.0, "ela": None,
+            "epochs": 10, "exclude_sources": [], "input_size": 224, "learning_rate": 0.0001,
+            "lr_schedule": "constant", "max_per_source": None, "name": "gan",
+            "preprocessing": {"ela": None, "format_control": None, "input_size": 224, "resize": "bilinear",
+                              "schema_version": 1},
+            "protocol": "as_is", "seed": 0, "sources": ["real_ciplab", "gan_faces"], "unfreeze": 10,
+            "weights": "imagenet"}
+
+
+def test_a_flat_config_json_from_before_the_groups_still_loads_and_resumes():
+    from train.run import resume_key
+    cfg = TrainConfig.from_dict(FLAT_GAN)
+    assert cfg == get_config("gan") and TrainConfig.from_dict(cfg.to_dict()) == cfg
+    grouped = cfg.to_dict()
+    assert set(grouped) == {"name", "description", "seed", "data", "model", "optim"}
+    assert grouped["optim"]["learning_rate"] == 1e-4 and grouped["model"]["unfreeze"] == 10
+    assert "calibration_size" not in json.dumps(grouped)  # convert's setting now (convert --calibration_size)
+    ela = with_fields(get_config("gan_ela"), **{"ela.resolution": "resized"}).to_dict()
+    assert json.dumps(ela).count('"quality"') == 1  # ELA written once, as data.ela
+    backup = {"config": FLAT_GAN, "data": {"path": "/d"}, "training": {"global_batch_size": 32, "learning_rate": 1e-4}}
+    now = dict(backup, config=grouped)
+    assert resume_key(backup) == resume_key(now)
+    assert resume_key(backup) != resume_key(dict(now, config=dict(grouped, seed=1)))
+
+
+def test_grouped_set_items_and_their_shortcuts_are_one_override():
+    from train.configs import override, set_items
+    base = get_config("fakelens")
+    cfg = override(base, ["optim.learning_rate=3e-4", "model.unfreeze=25", "data.augment.grey_p=0.05",
+                          "sources=[\"gan_faces\"]"])
+    assert cfg.optim.learning_rate == 3e-4 and cfg.model.unfreeze == 25 and cfg.data.augment.grey_p == 0.05
+    assert cfg.data.sources == ("gan_faces",) and cfg.optim.epochs == base.optim.epochs == 20
+    assert override(base, ["learning_rate=3e-4"]) == override(base, ["optim.learning_rate=3e-4"]) \
+        == with_fields(base, learning_rate=3e-4)
+    items = set_items(cfg)
+    assert "optim.learning_rate=0.0003" in items and "model.unfreeze=25" in items
+    assert all(item.split(".")[0] in ("data", "model", "optim") or item.startswith("seed=") for item in items)
+    assert override(base, items) == cfg and set_items(base) == []
+    with pytest.raises(ValueError, match="OptimConfig has no field 'unfreeze'"):
+        override(base, ["optim.unfreeze=3"])
+    with pytest.raises(ValueError, match="learning_rate must be positive"):
+        override(base, ["optim.learning_rate=0"])

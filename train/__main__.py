@@ -5,13 +5,12 @@ Example:
 """
 from __future__ import annotations
 
-import dataclasses
-
 from absl import app, flags
 
 from ela.transform import RESOLUTIONS
 from train.cli import EXIT_DONE, main_entry, run_main
-from train.configs import CONFIGS, LR_SCALINGS, LR_SCHEDULES, PROTOCOLS, STRATEGIES, TrainConfig, get_config, override
+from train.configs import (CONFIGS, LR_SCALINGS, LR_SCHEDULES, PROTOCOLS, STRATEGIES, TrainConfig, get_config,
+                           override, with_fields)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("config", "demo", list(CONFIGS), "Named experiment config.")
@@ -48,9 +47,10 @@ flags.DEFINE_enum("lr_scaling", "linear", list(LR_SCALINGS), "With N replicas a 
                   "images; 'linear' multiplies the learning rate by N, 'none' keeps the config's.")
 flags.DEFINE_bool("overwrite", False, "Replace a finished or interrupted run in --out (without it, an "
                   "interrupted run of the same config resumes).")
-flags.DEFINE_multi_string("set", [], "Set any config field: --set field=value (repeatable; nested fields dotted, "
-                          "e.g. --set augment.grey_p=0.3 --set augment.jpeg_quality=[60,100]); applied after the "
-                          "named flags.")
+flags.DEFINE_multi_string("set", [], "Set any config field: --set group.field=value (repeatable; groups data, "
+                          "model, optim; e.g. --set optim.learning_rate=3e-4 --set data.augment.grey_p=0.3; a field "
+                          "only one group has may drop the group: --set augment.jpeg_quality=[60,100]); applied after "
+                          "the named flags.")
 flags.DEFINE_bool("list_configs", False, "Print the named configs and exit.")
 
 OVERRIDES = ("epochs", "batch_size", "alpha", "input_size", "weights", "unfreeze", "dropout", "learning_rate", "lr_schedule",
@@ -78,19 +78,19 @@ def main(argv):
 def config_from_flags() -> TrainConfig:
     """The named config with the flags' overrides, each validated by the config itself."""
     cfg = get_config(FLAGS.config)
-    cfg = dataclasses.replace(cfg, **{k: FLAGS[k].value for k in OVERRIDES if FLAGS[k].value is not None})
+    cfg = with_fields(cfg, **{k: FLAGS[k].value for k in OVERRIDES if FLAGS[k].value is not None})
     for name in ("sources", "exclude_sources"):
         if FLAGS[name].value is not None:
-            cfg = dataclasses.replace(cfg, **{name: tuple(FLAGS[name].value)})
+            cfg = with_fields(cfg, **{name: tuple(FLAGS[name].value)})
     if FLAGS.views is not None:
-        if cfg.augment is None:
+        if cfg.data.augment is None:
             raise ValueError(f"--views: config {cfg.name!r} uses no augmentation")
-        cfg = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, views=FLAGS.views))
+        cfg = with_fields(cfg, **{"augment.views": FLAGS.views})
     cfg = override(cfg, FLAGS.set)
     if FLAGS.ela_resolution:
-        if cfg.ela is None:
+        if cfg.data.ela is None:
             raise ValueError(f"--ela_resolution: config {cfg.name!r} uses no ELA")
-        cfg = dataclasses.replace(cfg, ela=dataclasses.replace(cfg.ela, resolution=FLAGS.ela_resolution))
+        cfg = with_fields(cfg, **{"ela.resolution": FLAGS.ela_resolution})
     return cfg
 
 

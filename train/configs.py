@@ -2,8 +2,11 @@
 `fakelens` detector and the demo.
 
 All paper configs use MobileNet V1 (alpha 1.0, 224×224, ImageNet init) and Adam at lr 1e-4,
-as in the study. A config is a plain dataclass; flags override fields; the resolved config is
-saved as config.json next to the run, so a run folder says exactly how it was made.
+as in the study. A config is a dataclass of three groups (data, model, optim, as in
+tensorflow/models' nested configs) and a seed; `override` sets any field by its dotted path or
+its shortcut (flags are shortcuts of it); the resolved config is saved as config.json next to
+the run, so a run folder says exactly how it was made. The paper's own numbers, and which
+config reproduces which of its columns, are in benchmark/tables.py.
 """
 from __future__ import annotations
 
@@ -23,70 +26,114 @@ LR_SCHEDULES = ("constant", "cosine")  # the learning rate over a run: fixed, or
 LR_SCALINGS = ("linear", "none")  # learning rate under N replicas: × N, or as configured
 
 
-@dataclass
-class TrainConfig:
-    name: str
-    description: str
-    sources: tuple[str, ...]  # () = every source that has training images (resolved when a run starts)
-    unfreeze: int  # last N layers of MobileNet trainable (the head always is)
+@dataclass(frozen=True)
+class DataConfig:
+    """What the model is trained on, and how each image is prepared."""
+    sources: tuple[str, ...] = ()  # () = every source that has training images (resolved when a run starts)
     exclude_sources: tuple[str, ...] = ()  # left out of `sources`, e.g. a generator held out for testing
-    augment: Optional[Augmentation] = None  # per-epoch augmentation of training images (train.augment)
+    max_per_source: Optional[int] = None  # cap per source and split, for quick runs
     balance: bool = False  # weight the loss so each class, and each source within a class, counts equally
-    dropout: float = 0.0
+    augment: Optional[Augmentation] = None  # per-epoch augmentation of training images (train.augment)
     ela: Optional[ElaParams] = None
     protocol: str = "as_is"  # "controlled": the format-controlled protocol (ela.FormatControl)
-    input_size: int = 224
-    alpha: float = 1.0
-    weights: str = "imagenet"  # "imagenet", "none" (random init) or a path to an .h5 file
-    learning_rate: float = 1e-4
-    lr_schedule: str = "constant"
-    epochs: int = 10
-    batch_size: int = 32
-    seed: int = 0
-    max_per_source: Optional[int] = None  # cap per source and split, for quick runs
-    calibration_size: int = 100  # images of the train split for int8 calibration in convert
-    cache_trunk: bool = True  # compute the frozen layers once per image (same result, much faster)
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The MobileNet V1 classifier: its input, width, start weights and which layers train."""
+    unfreeze: int  # last N layers of MobileNet trainable (the head always is)
+    input_size: int = 224
+    alpha: float = 1.0
+    weights: str = "imagenet"  # "imagenet", "none" (random init) or a path to an .h5 file
+    dropout: float = 0.0
+
+    def __post_init__(self):
         if self.unfreeze < 0:
             raise ValueError(f"unfreeze must be >= 0, got {self.unfreeze}")
         if not self.alpha > 0:
             raise ValueError(f"alpha (the MobileNet width) must be positive, got {self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """How the trainable layers are fitted."""
+    learning_rate: float = 1e-4
+    lr_schedule: str = "constant"
+    epochs: int = 10
+    batch_size: int = 32
+    cache_trunk: bool = True  # compute the frozen layers once per image (same result, much faster)
+
+    def __post_init__(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        for name in ("epochs", "batch_size", "calibration_size"):
+        for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+GROUP_TYPES = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig}  # TrainConfig's groups of fields
+NESTED = {"ela": ElaParams, "augment": Augmentation}  # fields inside a group that are groups of fields themselves
+
+
+@dataclass
+class TrainConfig:
+    """A named experiment: its data, model and optimisation groups, and the seed.
+
+    config.json holds `to_dict()`: the groups nested ({"data": {...}, "model": {...}, "optim":
+    {...}}), ELA once (data.ela). `from_dict` also reads the flat layout of run folders written
+    before the groups existed (and ignores their `calibration_size` and `preprocessing`, which
+    now belong to convert and to `preprocessing()`)."""
+    name: str
+    description: str
+    data: DataConfig
+    model: ModelConfig
+    optim: OptimConfig = OptimConfig()
+    seed: int = 0
+
+    def __post_init__(self):
         self.preprocessing()  # input_size and the ELA settings are checked by their own definition
 
     def preprocessing(self) -> Preprocessing:
-        return Preprocessing(input_size=self.input_size, ela=self.ela,
-                             format_control=FormatControl() if self.protocol == "controlled" else None)
+        return Preprocessing(input_size=self.model.input_size, ela=self.data.ela,
+                             format_control=FormatControl() if self.data.protocol == "controlled" else None)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["sources"] = list(self.sources)
-        d["exclude_sources"] = list(self.exclude_sources)
-        d["ela"] = self.ela.to_dict() if self.ela else None
-        d["augment"] = self.augment.to_dict() if self.augment else None
-        d["preprocessing"] = self.preprocessing().to_dict()
-        return d
+        return {"name": self.name, "description": self.description, "seed": self.seed,
+                **{group: _plain(getattr(self, group)) for group in GROUP_TYPES}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in known}
-        kwargs["sources"] = tuple(kwargs["sources"])
-        kwargs["exclude_sources"] = tuple(kwargs.get("exclude_sources", ()))
-        kwargs["ela"] = ElaParams.from_dict(d["ela"]) if d.get("ela") else None
-        kwargs["augment"] = Augmentation.from_dict(d["augment"]) if d.get("augment") else None
-        return cls(**kwargs)
+        grouped = all(isinstance(d.get(group), dict) for group in GROUP_TYPES)
+        groups = {}
+        for group, kind in GROUP_TYPES.items():
+            fields = d[group] if grouped else d  # the flat layout: every field at the top
+            names = {f.name for f in dataclasses.fields(kind)}
+            values = {k: v for k, v in fields.items() if k in names}
+            for k, v in values.items():
+                if k in NESTED:
+                    values[k] = NESTED[k].from_dict(v) if v else None
+                elif isinstance(v, list):
+                    values[k] = tuple(v)
+            groups[group] = kind(**values)
+        return cls(name=d["name"], description=d["description"], seed=d.get("seed", 0), **groups)
+
+
+def _plain(group) -> dict:
+    """A group of fields as JSON-ready values (tuples as lists, nested groups through their to_dict)."""
+    out = {}
+    for f in dataclasses.fields(group):
+        value = getattr(group, f.name)
+        out[f.name] = value.to_dict() if dataclasses.is_dataclass(value) else \
+            list(value) if isinstance(value, tuple) else value
+    return out
 
 
 ELA_90 = ElaParams(quality=90, scale="auto", resolution="full")
@@ -94,64 +141,86 @@ ELA_90 = ElaParams(quality=90, scale="auto", resolution="full")
 CONFIGS: dict[str, TrainConfig] = {
     c.name: c
     for c in [
-        TrainConfig("gan", "Paper model 1: real + GAN faces, last 10 layers unfrozen", GAN_SOURCES, unfreeze=10),
+        TrainConfig("gan", "Paper model 1: real + GAN faces, last 10 layers unfrozen", DataConfig(GAN_SOURCES),
+                    ModelConfig(unfreeze=10)),
         TrainConfig("gan_ela", "Paper model 2: real + GAN faces through ELA, last 20 layers unfrozen",
-                    GAN_SOURCES, unfreeze=20, ela=ELA_90),
+                    DataConfig(GAN_SOURCES, ela=ELA_90), ModelConfig(unfreeze=20)),
         TrainConfig("gan_sd", "Paper model 3: real + GAN + Stable Diffusion, last 10 layers unfrozen",
-                    GAN_SOURCES + SD_SOURCES, unfreeze=10),
-        TrainConfig("gan_sd_dropout", "Paper model 3, dropout-0.5 variant", GAN_SOURCES + SD_SOURCES,
-                    unfreeze=10, dropout=0.5),
+                    DataConfig(GAN_SOURCES + SD_SOURCES), ModelConfig(unfreeze=10)),
+        TrainConfig("gan_sd_dropout", "Paper model 3, dropout-0.5 variant", DataConfig(GAN_SOURCES + SD_SOURCES),
+                    ModelConfig(unfreeze=10, dropout=0.5)),
         TrainConfig("gan_sd_ela", "Paper model 4: real + GAN + SD through ELA, last 20 layers unfrozen",
-                    GAN_SOURCES + SD_SOURCES, unfreeze=20, ela=ELA_90),
+                    DataConfig(GAN_SOURCES + SD_SOURCES, ela=ELA_90), ModelConfig(unfreeze=20)),
         TrainConfig("fakelens", "Recommended: every source of the data, augmented against format, size and colour "
-                    "shortcuts, class- and source-balanced", (), unfreeze=37,  # 37: MobileNet blocks 8-13 trained
-                    dropout=0.5, augment=Augmentation(views=8), balance=True, epochs=20, lr_schedule="cosine"),
+                    "shortcuts, class- and source-balanced", DataConfig(augment=Augmentation(views=8), balance=True),
+                    ModelConfig(unfreeze=37, dropout=0.5),  # 37: MobileNet blocks 8-13 trained
+                    OptimConfig(epochs=20, lr_schedule="cosine")),
         TrainConfig("demo", "Demo: the fakelens recipe on the synthetic dataset (numbers mean nothing about real "
-                    "deepfakes)", (), unfreeze=10, dropout=0.5, augment=Augmentation(views=2), balance=True,
-                    epochs=4, calibration_size=50),
+                    "deepfakes)", DataConfig(augment=Augmentation(views=2), balance=True),
+                    ModelConfig(unfreeze=10, dropout=0.5), OptimConfig(epochs=4)),
     ]
 }
 
-# Which paper column (Tables 1–2) each config reproduces.
-PAPER_COLUMN = {"gan": "gan", "gan_ela": "gan_ela", "gan_sd": "gan_sd", "gan_sd_dropout": "gan_sd",
-                "gan_sd_ela": "gan_sd_ela"}
+
+def field_path(name: str) -> list[str]:
+    """The dotted path of a config field: "optim.epochs" as it is, and the shortcut of a field that
+    only one group has ("epochs", "augment.grey_p") resolved to it (so every --set written before
+    the groups existed still works)."""
+    path = name.strip().split(".")
+    if path[0] not in GROUP_TYPES:
+        owners = [group for group, kind in GROUP_TYPES.items() if path[0] in {f.name for f in dataclasses.fields(kind)}]
+        if len(owners) == 1:
+            path = owners + path
+    return path
 
 
-GROUPS = {"ela": ElaParams.from_dict, "augment": Augmentation.from_dict}  # fields that hold a group of fields
+def with_fields(cfg: TrainConfig, **values) -> TrainConfig:
+    """`cfg` with fields set by name (a group's field by its shortcut, `epochs=3`), the one way every
+    override is applied: `override`'s "--set" items, `python -m train`'s named flags and code alike."""
+    for name, value in values.items():
+        cfg = _replace_path(cfg, field_path(name), value, f"{name}={value!r}")
+    return cfg
 
 
 def override(cfg: TrainConfig, items: list[str]) -> TrainConfig:
-    """`cfg` with "field=value" items applied (nested fields dotted: augment.grey_p=0.3); values
-    are read as JSON (numbers, true/false, null, [lists]) or else taken as text. Every field of
-    the config can be set this way; the named flags of `python -m train` are shortcuts."""
+    """`cfg` with "field=value" items applied (dotted: optim.learning_rate=3e-4,
+    data.augment.grey_p=0.3, or a field's shortcut: epochs=3, augment.grey_p=0.3); values are read
+    as JSON (numbers, true/false, null, [lists]) or else taken as text. Every field of the config
+    can be set this way; the named flags of `python -m train` are shortcuts."""
     for item in items:
         key, sep, text = item.partition("=")
         if not sep:
-            raise ValueError(f"--set {item!r}: write field=value, e.g. augment.grey_p=0.3")
+            raise ValueError(f"--set {item!r}: write field=value, e.g. optim.learning_rate=3e-4")
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
             value = text
-        cfg = _replace_path(cfg, key.strip().split("."), value, item)
+        cfg = _replace_path(cfg, field_path(key), value, item)
     return cfg
 
 
 def set_items(cfg: TrainConfig) -> list[str]:
     """The "field=value" items that `override` turns the named config `cfg.name` into `cfg` with
-    (its inverse): `python -m train --config NAME --set ITEM ...` trains exactly `cfg`. Groups
-    (ela, augment) that differ are given whole."""
+    (its inverse): `python -m train --config NAME --set ITEM ...` trains exactly `cfg`. Fields
+    are dotted by group (optim.epochs=3); nested groups (ela, augment) that differ are given whole."""
     base = get_config(cfg.name)
     items = []
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if value == getattr(base, f.name):
-            continue
-        if dataclasses.is_dataclass(value):
-            value = value.to_dict()
-        elif isinstance(value, tuple):
-            value = list(value)
-        items.append(f"{f.name}={json.dumps(value, separators=(',', ':'))}")
+    for path, value, default in _leaves(cfg, base, []):
+        if value != default:
+            plain = value.to_dict() if dataclasses.is_dataclass(value) else list(value) if isinstance(value, tuple) \
+                else value
+            items.append(f"{'.'.join(path)}={json.dumps(plain, separators=(',', ':'))}")
     return items
+
+
+def _leaves(obj, base, path: list[str]):
+    """(path, value, base value) of every field, descending into the three groups."""
+    for f in dataclasses.fields(obj):
+        value, default = getattr(obj, f.name), getattr(base, f.name)
+        if f.name in GROUP_TYPES and not path:
+            yield from _leaves(value, default, [f.name])
+        else:
+            yield path + [f.name], value, default
 
 
 def _replace_path(obj, path: list[str], value, item: str):
@@ -166,8 +235,10 @@ def _replace_path(obj, path: list[str], value, item: str):
         value = _replace_path(inner, path[1:], value, item)
     elif isinstance(getattr(obj, path[0]), tuple) and isinstance(value, list):
         value = tuple(value)
-    elif isinstance(value, dict) and path[0] in GROUPS:  # a whole group: --set 'ela={"quality": 85}'
-        value = GROUPS[path[0]](value)
+    elif isinstance(value, dict) and path[0] in NESTED:  # a whole group: --set 'data.ela={"quality": 85}'
+        value = NESTED[path[0]].from_dict(value)
+    elif isinstance(value, dict) and path[0] in GROUP_TYPES:  # --set 'optim={"epochs": 3}'
+        value = GROUP_TYPES[path[0]](**value)
     return dataclasses.replace(obj, **{path[0]: value})
 
 

@@ -13,39 +13,30 @@ from __future__ import annotations
 
 import collections
 import io
-from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 from PIL import Image, JpegImagePlugin
 from tqdm import tqdm
 
 from ela import FormatControl, ImageError, decode_rgb, read_image_bytes
+from ela.libjpeg import STD_LUMINANCE, quant_table
 from train.data import Record, balance, select
 from train.metrics import wilson_interval
 
 PROPERTIES = ("format", "quality", "subsampling", "size")
 SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
 STRONG = 0.75  # a shortcut accuracy above this is flagged
-
-
-@lru_cache(maxsize=1)
-def _pillow_luma_tables() -> tuple[tuple[int, ...], ...]:
-    """Pillow's own luminance table at each quality 1..100 (read back in Pillow's order)."""
-    tables = []
-    for q in range(1, 101):
-        buf = io.BytesIO()
-        Image.new("RGB", (8, 8)).save(buf, "JPEG", quality=q)
-        with Image.open(buf) as img:
-            tables.append(tuple(img.quantization[0]))
-    return tuple(tables)
+QUALITY_TABLES = np.stack([quant_table(STD_LUMINANCE, q) for q in range(1, 101)])  # quality q at index q - 1
 
 
 def estimate_jpeg_quality(luma_table) -> int:
-    """The IJG quality whose scaled standard table is closest to `luma_table` (exact for files
-    written by libjpeg-based encoders at a standard quality)."""
-    table = tuple(luma_table)
-    return 1 + min(range(100), key=lambda i: sum(abs(a - b) for a, b in zip(table, _pillow_luma_tables()[i])))
+    """The IJG quality whose scaled standard table (libjpeg's, as Pillow writes it) is closest to
+    `luma_table` in natural order (exact for files written by libjpeg-based encoders at a
+    standard quality)."""
+    distance = np.abs(QUALITY_TABLES - np.asarray(tuple(luma_table)).reshape(8, 8)).sum(axis=(1, 2))
+    return 1 + int(np.argmin(distance))
 
 
 def file_properties(data: bytes, name: str = "<bytes>") -> dict:

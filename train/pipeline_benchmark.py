@@ -12,7 +12,6 @@ Example:
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import tempfile
@@ -21,7 +20,7 @@ import time
 from absl import app, flags
 
 from train.cli import main_entry, run_main
-from train.configs import CONFIGS, PROTOCOLS, TrainConfig, get_config
+from train.configs import CONFIGS, PROTOCOLS, TrainConfig, get_config, with_fields
 from train.pipeline import CACHES
 
 FLAGS = flags.FLAGS
@@ -88,13 +87,13 @@ def build_trainer(cfg):
 
     from train.model import build_model, split_frozen_trunk
 
-    model = build_model(cfg.input_size, cfg.alpha, "none", cfg.unfreeze, cfg.dropout)
+    model = build_model(cfg.model.input_size, cfg.model.alpha, "none", cfg.model.unfreeze, cfg.model.dropout)
     trunk, tail = split_frozen_trunk(model)
     whole = tf_keras.Model(model.input, tail(trunk(model.input)))
-    whole.compile(optimizer=tf_keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy")
-    warm = np.zeros((cfg.batch_size, cfg.input_size, cfg.input_size, 3), np.float32)
-    whole.train_on_batch(warm, np.zeros(cfg.batch_size, np.int64))
-    whole.train_on_batch(tf.constant(warm), tf.zeros(cfg.batch_size, tf.int64))
+    whole.compile(optimizer=tf_keras.optimizers.Adam(cfg.optim.learning_rate), loss="sparse_categorical_crossentropy")
+    warm = np.zeros((cfg.optim.batch_size, cfg.model.input_size, cfg.model.input_size, 3), np.float32)
+    whole.train_on_batch(warm, np.zeros(cfg.optim.batch_size, np.int64))
+    whole.train_on_batch(tf.constant(warm), tf.zeros(cfg.optim.batch_size, tf.int64))
     return whole
 
 
@@ -153,7 +152,7 @@ def config_from_flags() -> TrainConfig:
     """The named config with this benchmark's few overrides, validated by the config itself."""
     overrides = {k: FLAGS[k].value for k in ("protocol", "batch_size", "input_size", "alpha")
                  if FLAGS[k].value is not None}
-    return dataclasses.replace(get_config(FLAGS.config), **overrides)
+    return with_fields(get_config(FLAGS.config), **overrides)
 
 
 def run_benchmark(cfg: TrainConfig) -> dict:
@@ -162,11 +161,11 @@ def run_benchmark(cfg: TrainConfig) -> dict:
     from train.pipeline import choose_cache
 
     records = load_records(FLAGS.data)
-    missing = sorted(set(cfg.sources) - {r.source for r in records})
+    missing = sorted(set(cfg.data.sources) - {r.source for r in records})
     if missing:
         raise DataError(f"{FLAGS.data}: config {cfg.name!r} needs source(s) {', '.join(missing)}, "
                         f"which the dataset lacks")
-    chosen = select(records, cfg.sources, ["train"], math.ceil(FLAGS.images / len(cfg.sources)))[:FLAGS.images]
+    chosen = select(records, cfg.data.sources, ["train"], math.ceil(FLAGS.images / len(cfg.data.sources)))[:FLAGS.images]
     prep = cfg.preprocessing()
     for r in chosen:  # the disk is read once before timing, so no variant pays for a cold page cache
         if r.path.is_file():
@@ -175,17 +174,17 @@ def run_benchmark(cfg: TrainConfig) -> dict:
     trainer = build_trainer(cfg)
     input_runs, train_runs = [], []
     for _ in range(FLAGS.repeats):
-        input_runs.append(measure_input(chosen, prep, cfg.batch_size, FLAGS.cache))
-        train_runs.append(measure_training(chosen, prep, cfg.batch_size, trainer, FLAGS.train_steps, FLAGS.cache))
+        input_runs.append(measure_input(chosen, prep, cfg.optim.batch_size, FLAGS.cache))
+        train_runs.append(measure_training(chosen, prep, cfg.optim.batch_size, trainer, FLAGS.train_steps, FLAGS.cache))
     input_rows = with_ratios(best_of(input_runs, "images_per_s"), "images_per_s")
     train_rows = with_ratios(best_of(train_runs, "steps_per_s"), "steps_per_s")
     result = {
-        "config": cfg.name, "preprocessing": prep.to_dict(), "images": len(chosen), "batch_size": cfg.batch_size,
+        "config": cfg.name, "preprocessing": prep.to_dict(), "images": len(chosen), "batch_size": cfg.optim.batch_size,
         "cache": choose_cache(chosen, prep, FLAGS.cache, tempfile.gettempdir())[0], "cpus": os.cpu_count(),
         "repeats": FLAGS.repeats, "input": input_rows, "training": train_rows,
     }
-    print(f"config {cfg.name} ({cfg.protocol}), {len(chosen)} images, preprocessing {prep.to_dict()}, "
-          f"batch {cfg.batch_size}, cache {result['cache']}, {os.cpu_count()} CPUs, best of {FLAGS.repeats}\n")
+    print(f"config {cfg.name} ({cfg.data.protocol}), {len(chosen)} images, preprocessing {prep.to_dict()}, "
+          f"batch {cfg.optim.batch_size}, cache {result['cache']}, {os.cpu_count()} CPUs, best of {FLAGS.repeats}\n")
     print(markdown("input", input_rows, "images_per_s", "images/s"))
     print()
     print(markdown("training fed by", train_rows, "steps_per_s", "steps/s"))

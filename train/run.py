@@ -2,10 +2,10 @@
 augmented view) → frozen-trunk activations (once per view) → train the unfrozen tail → a
 self-describing run folder.
 
-With augmentation (`cfg.augment`), each training image is decoded and augmented `views` times
+With augmentation (`cfg.data.augment`), each training image is decoded and augmented `views` times
 (train.augment: a pure function of seed, view and content) and epoch e trains on view e % views;
 without it there is one view, the image as it is. The loss can weight each class, and each
-source within a class, equally (`cfg.balance`), so neither a fake-heavy nor a real-heavy dataset
+source within a class, equally (`cfg.data.balance`), so neither a fake-heavy nor a real-heavy dataset
 turns into "one class by default", and no single collection defines what "real" looks like.
 
 run folder: config.json (resolved config, distribution, preprocessing, data summary with the
@@ -23,7 +23,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import csv
-import dataclasses
 import io
 import json
 import math
@@ -40,7 +39,7 @@ import tensorflow as tf
 import tf_keras
 
 from ela import __version__
-from train.configs import TrainConfig
+from train.configs import TrainConfig, with_fields
 from train.augment import augmented
 from train.data import DataError, Record, load_records, manifest_sha256, select, write_skipped
 from train.distribute import (Placement, make_placement, same_on_every_worker, scaled_learning_rate,
@@ -64,10 +63,19 @@ def split_counts(records: list[Record]) -> dict:
 
 def resume_key(summary: dict) -> dict:
     """What must be equal for a run folder's backup to continue: the config, the data and the
-    training that the replicas make of them."""
-    return {"config": summary.get("config"), "data": summary.get("data", {}).get("path"),
+    training that the replicas make of them. The config is compared as TrainConfig reads it, so a
+    backup written before the config had groups (a flat config.json) resumes too."""
+    return {"config": _readable_config(summary.get("config")), "data": summary.get("data", {}).get("path"),
             "global_batch_size": summary.get("training", {}).get("global_batch_size"),
             "learning_rate": summary.get("training", {}).get("learning_rate")}
+
+
+def _readable_config(config):
+    """`config` in the layout `TrainConfig.to_dict` writes now, or as it is if it is no config."""
+    try:
+        return TrainConfig.from_dict(config).to_dict()
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return config
 
 
 def run_state(out: Path, summary: dict, overwrite: bool) -> tuple[int, str | None]:
@@ -193,11 +201,11 @@ def resolve_sources(cfg: TrainConfig, records: list[Record], data) -> TrainConfi
     """`cfg` with its sources spelled out: the configured ones, or (for `sources=()`) every
     source with training images; minus `exclude_sources`."""
     present = {r.source for r in records}
-    wanted = cfg.sources or tuple(sorted({r.source for r in records if r.split == "train"}))
-    missing = sorted((set(wanted) | set(cfg.exclude_sources)) - present)
+    wanted = cfg.data.sources or tuple(sorted({r.source for r in records if r.split == "train"}))
+    missing = sorted((set(wanted) | set(cfg.data.exclude_sources)) - present)
     if missing:
         raise DataError(f"{data}: config {cfg.name!r} needs source(s) {', '.join(missing)} which the dataset lacks")
-    return dataclasses.replace(cfg, sources=tuple(s for s in wanted if s not in cfg.exclude_sources))
+    return with_fields(cfg, sources=tuple(s for s in wanted if s not in cfg.data.exclude_sources))
 
 
 def train_run(cfg: TrainConfig, data: str | Path, out: str | Path, overwrite: bool = False,
@@ -224,9 +232,10 @@ def _train_run(cfg: TrainConfig, data: str | Path, out: Path, overwrite: bool, p
         "config": json.loads(json.dumps(cfg.to_dict())),
         "data": {"path": str(Path(data).resolve()), "manifest_sha256": manifest_sha256(data)},
         "training": {"strategy": placement.name, "workers": placement.num_workers, "replicas": placement.replicas,
-                     "batch_size_per_replica": cfg.batch_size, "global_batch_size": cfg.batch_size * placement.replicas,
+                     "batch_size_per_replica": cfg.optim.batch_size,
+                     "global_batch_size": cfg.optim.batch_size * placement.replicas,
                      "lr_scaling": lr_scaling,
-                     "learning_rate": scaled_learning_rate(cfg.learning_rate, placement.replicas, lr_scaling)},
+                     "learning_rate": scaled_learning_rate(cfg.optim.learning_rate, placement.replicas, lr_scaling)},
     }
     first_epoch, problem = run_state(out, summary, overwrite)
     if not same_on_every_worker(placement, first_epoch):
@@ -236,7 +245,7 @@ def _train_run(cfg: TrainConfig, data: str | Path, out: Path, overwrite: bool, p
     if problem:
         raise RunExistsError(problem)
     if first_epoch:
-        print(f"resuming {out} from epoch {first_epoch} ({first_epoch} of {cfg.epochs} epochs done)")
+        print(f"resuming {out} from epoch {first_epoch} ({first_epoch} of {cfg.optim.epochs} epochs done)")
     work = out if placement.is_chief else Path(tempfile.mkdtemp(prefix="fakelens-worker-"))
     try:
         return fit_and_save(cfg, data, records, out, work, placement, summary, first_epoch, started)
@@ -248,7 +257,7 @@ def _train_run(cfg: TrainConfig, data: str | Path, out: Path, overwrite: bool, p
 def require_both_classes(data, cfg: TrainConfig, y_train, y_val) -> None:
     for name, y in (("train", y_train), ("val", y_val)):
         if len(set(np.asarray(y).tolist())) < 2:
-            raise DataError(f"{data}: the {name} split of {', '.join(cfg.sources)} has "
+            raise DataError(f"{data}: the {name} split of {', '.join(cfg.data.sources)} has "
                             f"{'no images' if len(y) == 0 else 'a single class'} — both real and fake are needed")
 
 
@@ -259,8 +268,8 @@ class ViewInputs:
 
     def __init__(self, cfg: TrainConfig, records: list[Record], desc: str, augment: bool):
         self.cfg, self.records, self.desc = cfg, records, desc
-        self.augment = augment and cfg.augment is not None
-        self.count = cfg.augment.views if self.augment else 1
+        self.augment = augment and cfg.data.augment is not None
+        self.count = cfg.data.augment.views if self.augment else 1
         self.decode_seconds = 0.0
 
     def view(self, index: int) -> tuple[np.ndarray, list[Record], list]:
@@ -268,9 +277,9 @@ class ViewInputs:
         tick = time.time()
         prep = self.cfg.preprocessing()
         if self.augment:
-            prep = augmented(prep, self.cfg.augment, self.cfg.seed, index)
+            prep = augmented(prep, self.cfg.data.augment, self.cfg.seed, index)
         label = self.desc if self.count == 1 else f"{self.desc}, view {index + 1}/{self.count}"
-        result = load_all(self.records, prep, label, self.cfg.batch_size)
+        result = load_all(self.records, prep, label, self.cfg.optim.batch_size)
         self.decode_seconds += time.time() - tick
         return result
 
@@ -278,10 +287,10 @@ class ViewInputs:
 def fit_inputs(trunk: tf_keras.Model, x: np.ndarray, cfg: TrainConfig) -> np.ndarray:
     """What the trained part sees of images `x`: the frozen trunk's activations (computed once,
     in chunks so no float copy of all images is made), or the images as floats."""
-    if not cfg.cache_trunk:  # the same computation, with the frozen layers run again at every step
+    if not cfg.optim.cache_trunk:  # the same computation, with the frozen layers run again at every step
         return x.astype(np.float32)
     chunk = 512
-    return np.concatenate([trunk.predict(x[i:i + chunk].astype(np.float32), batch_size=cfg.batch_size, verbose=0)
+    return np.concatenate([trunk.predict(x[i:i + chunk].astype(np.float32), batch_size=cfg.optim.batch_size, verbose=0)
                            for i in range(0, len(x), chunk)] or [np.zeros((0,) + trunk.output_shape[1:], np.float32)])
 
 
@@ -289,11 +298,11 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
                  placement: Placement, summary: dict, first_epoch: int, started: float) -> Path:
     """The run itself, writing into `work` (the run folder, or a worker's temporary folder);
     the backup to resume from is read from `out`."""
-    train_recs = select(records, cfg.sources, ["train"], cfg.max_per_source)
-    val_recs = select(records, cfg.sources, ["val"], cfg.max_per_source)
+    train_recs = select(records, cfg.data.sources, ["train"], cfg.data.max_per_source)
+    val_recs = select(records, cfg.data.sources, ["val"], cfg.data.max_per_source)
     require_both_classes(data, cfg, [r.y for r in train_recs], [r.y for r in val_recs])
     make_folder(work / "checkpoints")  # an unusable --out or missing weights fail before the slow part
-    model = build_model(cfg.input_size, cfg.alpha, cfg.weights, cfg.unfreeze, cfg.dropout)
+    model = build_model(cfg.model.input_size, cfg.model.alpha, cfg.model.weights, cfg.model.unfreeze, cfg.model.dropout)
     trunk, tail = split_frozen_trunk(model)
     val_inputs = ViewInputs(cfg, val_recs, "val images", augment=False)
     train_inputs = ViewInputs(cfg, train_recs, "train images", augment=True)
@@ -303,7 +312,7 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     y_train = np.array([r.y for r in train_kept], np.int64)
     y_val = np.array([r.y for r in val_kept], np.int64)
     require_both_classes(data, cfg, y_train, y_val)  # again: unreadable files may have removed a class
-    w_train, w_val = loss_weights(train_kept, cfg.balance), loss_weights(val_kept, cfg.balance)
+    w_train, w_val = loss_weights(train_kept, cfg.data.balance), loss_weights(val_kept, cfg.data.balance)
 
     if not first_epoch:
         shutil.rmtree(work / "backup", ignore_errors=True)
@@ -319,7 +328,7 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
                         "trunk_output_shape": list(trunk.output_shape[1:])}
     atomic_write_json(work / "config.json", summary)
 
-    if cfg.cache_trunk:  # each worker computes them itself: the trunk is frozen, so they need no exchange
+    if cfg.optim.cache_trunk:  # each worker computes them itself: the trunk is frozen, so they need no exchange
         print(f"frozen trunk: activations of {train_inputs.count} view(s) of {len(y_train)} training and "
               f"{len(y_val)} validation images, computed once")
     trunk_seconds, tick = 0.0, time.time()
@@ -338,18 +347,18 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     timing = {"decode_val_s": round(val_inputs.decode_seconds, 1),
               "decode_augment_train_s": round(train_inputs.decode_seconds, 1), "trunk_s": round(trunk_seconds, 1)}
     train_ds = shard_by_data(epoch_batches(fit_views, y_train, w_train, global_batch, cfg.seed, first_epoch,
-                                           cfg.epochs))
+                                           cfg.optim.epochs))
     val_ds = shard_by_data(tf.data.Dataset.from_tensor_slices((v_fit, y_val, w_val)).batch(global_batch))
 
     with placement.strategy.scope():  # the trained copy's variables live on every replica
-        replica_model = build_model(cfg.input_size, cfg.alpha, "none", cfg.unfreeze, cfg.dropout)
+        replica_model = build_model(cfg.model.input_size, cfg.model.alpha, "none", cfg.model.unfreeze, cfg.model.dropout)
         replica_model.set_weights(model.get_weights())
         replica_trunk, replica_tail = split_frozen_trunk(replica_model)
-        fit_model = replica_tail if cfg.cache_trunk else tf_keras.Model(
+        fit_model = replica_tail if cfg.optim.cache_trunk else tf_keras.Model(
             replica_model.input, replica_tail(replica_trunk(replica_model.input)), name="whole_model")
         learning_rate = summary["training"]["learning_rate"]
-        if cfg.lr_schedule == "cosine":  # a function of the optimizer's step count, so a resumed run follows it too
-            learning_rate = tf_keras.optimizers.schedules.CosineDecay(learning_rate, steps * cfg.epochs)
+        if cfg.optim.lr_schedule == "cosine":  # a function of the optimizer's step count, so a resumed run follows it too
+            learning_rate = tf_keras.optimizers.schedules.CosineDecay(learning_rate, steps * cfg.optim.epochs)
         optimizer = tf_keras.optimizers.Adam(learning_rate)
         fit_model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                           weighted_metrics=["accuracy"])
@@ -361,7 +370,7 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
             checkpoint.restore(tf.train.latest_checkpoint(str(out / "backup"))).assert_existing_objects_matched()
             continue_history(work / "history.csv", first_epoch)
         tick = time.time()
-        fit_model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=first_epoch,
+        fit_model.fit(train_ds, validation_data=val_ds, epochs=cfg.optim.epochs, initial_epoch=first_epoch,
                       steps_per_epoch=steps, verbose=2, callbacks=[
                           keep_best, EpochDropoutSeeds(cfg.seed),
                           tf_keras.callbacks.CSVLogger(str(work / "history.csv"), append=bool(first_epoch)),
@@ -372,7 +381,7 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
         keep_best.restore()
         val_loss, val_acc = fit_model.evaluate(val_ds, verbose=0)
         model.set_weights(replica_model.get_weights())
-    p_val = (tail if cfg.cache_trunk else model).predict(v_fit, batch_size=cfg.batch_size, verbose=0)[:, 1]
+    p_val = (tail if cfg.optim.cache_trunk else model).predict(v_fit, batch_size=cfg.optim.batch_size, verbose=0)[:, 1]
     with atomic_path(work / "model.keras") as tmp:
         model.save(tmp)
     fingerprint = weights_sha256(model.get_weights())

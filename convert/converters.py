@@ -1,0 +1,47 @@
+"""Fresh TFLite converters of one Keras model, for all of its variants, from one small SavedModel.
+
+Why: `TFLiteConverter.from_keras_model` writes the model as a Keras SavedModel (with a traced
+function for every layer, Keras' own serialisation) to a temporary folder and then reads it back
+twice in every `convert()`, with the pure-Python protobuf that tflite-support pins (< 4): for a
+224 px MobileNet V1, 17 s per variant, of which the conversion proper is about 2 s (cProfile of
+`python -m convert --run RUN --variants float32`). Here the model is saved once, as only what
+the converter uses: its serving function (the model called with training=False, inputs and
+outputs named as Keras names them) and its weights. The converted files are the same as
+`from_keras_model`'s, tensor for tensor, op for op, weight for weight and signature for
+signature (tests/test_convert.py); only the model type recorded in the file's conversion
+metadata says "saved model" instead of "Keras".
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from ela.tf_env import quiet_conversion  # first: FakeLens' TensorFlow defaults, loaded without start-up noise
+import tensorflow as tf
+import tf_keras
+
+
+@contextmanager
+def converters_of(model: tf_keras.Model) -> Iterator[Callable[[], tf.lite.TFLiteConverter]]:
+    """Yields `new`: each `new()` is a TFLiteConverter of `model` with default settings."""
+    specs = [tf.TensorSpec(t.shape, t.dtype, name=name) for t, name in zip(model.inputs, model.input_names)]
+
+    @tf.function(input_signature=specs)
+    def serve(*inputs):
+        outputs = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
+        return dict(zip(model.output_names, outputs if isinstance(outputs, (list, tuple)) else [outputs]))
+
+    module = tf.Module()
+    # The variables `serve` reads, saved with it: those its trace captured (a QAT model's frozen
+    # layers are in no weight list of its wrappers, convert/qat.py says why).
+    module.weights = list(serve.get_concrete_function().variables)
+    folder = tempfile.mkdtemp(prefix="fakelens_saved_model_")
+    try:
+        with quiet_conversion():
+            tf.saved_model.save(module, folder, signatures={"serving_default": serve},
+                                options=tf.saved_model.SaveOptions(save_debug_info=True))
+        yield lambda: tf.lite.TFLiteConverter.from_saved_model(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
