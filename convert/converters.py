@@ -10,9 +10,14 @@ outputs named as Keras names them) and its weights. The converted files are the 
 `from_keras_model`'s, tensor for tensor, op for op, weight for weight and signature for
 signature (tests/test_convert.py); only the model type recorded in the file's conversion
 metadata says "saved model" instead of "Keras".
+
+`from_saved_model` itself reads the whole SavedModel once more only to list its signatures, so
+one converter serves every variant: each `new()` hands it back with the settings it had when it
+was created (a converter keeps nothing else between `convert()` calls).
 """
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -25,7 +30,7 @@ import tf_keras
 
 @contextmanager
 def converters_of(model: tf_keras.Model) -> Iterator[Callable[[], tf.lite.TFLiteConverter]]:
-    """Yields `new`: each `new()` is a TFLiteConverter of `model` with default settings."""
+    """Yields `new`: each `new()` is the TFLiteConverter of `model`, back at its default settings."""
     specs = [tf.TensorSpec(t.shape, t.dtype, name=name) for t, name in zip(model.inputs, model.input_names)]
 
     @tf.function(input_signature=specs)
@@ -42,6 +47,15 @@ def converters_of(model: tf_keras.Model) -> Iterator[Callable[[], tf.lite.TFLite
         with quiet_conversion():
             tf.saved_model.save(module, folder, signatures={"serving_default": serve},
                                 options=tf.saved_model.SaveOptions(save_debug_info=True))
-        yield lambda: tf.lite.TFLiteConverter.from_saved_model(folder)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        defaults, target_spec = dict(vars(converter)), copy.deepcopy(converter.target_spec)
+
+        def new() -> tf.lite.TFLiteConverter:
+            # Settings are assigned, not changed in place, except the target spec's sets and lists.
+            vars(converter).clear()
+            vars(converter).update(defaults, target_spec=copy.deepcopy(target_spec))
+            return converter
+
+        yield new
     finally:
         shutil.rmtree(folder, ignore_errors=True)
