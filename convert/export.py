@@ -30,7 +30,7 @@ from convert.qat import fine_tune_quantized
 from convert.runtime import TfliteModel
 from convert.selective_quantization import quantize_keeping_ela_float
 from convert.variants import (CALIBRATION_SIZE, DEFAULT_VARIANTS, INTEGER_IO_DTYPE, QAT_EPOCHS,
-                              QAT_LEARNING_RATE, agreement, check_variants, reference_of, variant)
+                              QAT_LEARNING_RATE, REFERENCE, agreement, check_variants, variant)
 from train.data import DataError, Record, load_records, preprocess_records, select
 from train.io import atomic_write_bytes, atomic_write_json, atomic_write_text, make_folder
 from train.run_folder import Run, RunError, load_run
@@ -179,13 +179,12 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                     converted = to_tflite(new_qat_converter, spec.name, calibration)
             else:
                 converted = to_tflite(new_converter, spec.name, calibration)
-            model_bytes = write_metadata(converted, info)
             path = out / f"{name}.tflite"
-            tfl = TfliteModel(model_bytes)
-            report = {"variant": spec.name, "path": str(path), "size_bytes": len(model_bytes),
+            tfl = TfliteModel(converted)  # checked before its metadata, which is written once the card is known
+            report = {"variant": spec.name, "path": str(path),
                       "input_dtype": np.dtype(tfl.input["dtype"]).name,
                       "output_dtype": np.dtype(tfl.output["dtype"]).name,
-                      "float_ops": sorted(set(float_ops(model_bytes)))}
+                      "float_ops": sorted(set(float_ops(converted)))}
             if qat_summary:
                 report["qat"] = qat_summary
             if bake:
@@ -197,10 +196,10 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
             p_fake.append(tfl.probabilities(val)[:, 1])
             pending.append((path, converted, info))
     # One run and kind here: the reference is this export's float32, wherever --variants put it.
-    ref = reference_of(0, range(len(reports)), variant_of=lambda i: reports[i]["variant"], kind_of=lambda i: ())
-    for report, p in zip(reports, p_fake):
-        if ref is not None and len(val):
-            report["vs_float32"] = agreement(p_fake[ref], p, info_threshold, info_threshold)
+    p_ref = next((p for report, p in zip(reports, p_fake) if report["variant"] == REFERENCE), None)
+    if p_ref is not None and len(val):
+        for report, p in zip(reports, p_fake):
+            report["vs_float32"] = agreement(p_ref, p, info_threshold, info_threshold)
     card_info = ModelInfo(name=run.name, preprocessing=prep, config=cfg.name, threshold=info_threshold,
                           ela_in_graph=ela_in_graph, baked_threshold=threshold if bake else None,
                           description=f"FakeLens {cfg.description}")
