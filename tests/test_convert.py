@@ -325,3 +325,28 @@ def test_one_saved_model_converts_every_variant_as_from_keras_model_does():
             shared = to_tflite(new_converter, name, calibration)
             fresh = to_tflite(lambda: tf.lite.TFLiteConverter.from_keras_model(model), name, calibration)
             assert _graph(shared) == _graph(fresh), name
+
+
+def test_one_converter_reads_its_saved_model_once_for_every_variant(monkeypatch):
+    """The SavedModel is loaded as an object and read as a graph once per export, not once per
+    variant (convert/converters.py `_reads_once`), and TensorFlow's loader is back afterwards."""
+    import tf_keras
+    from convert import converters
+    from convert.export import to_tflite
+    from convert.variants import DEFAULT_VARIANTS
+    lite, loads, graph_reads = converters._LITE, [], []
+    load, read_graph = lite._load, lite.TFLiteSavedModelConverterV2._load_saved_model
+    monkeypatch.setattr(lite, "_load", lambda *args: loads.append(args[0]) or load(*args))
+    monkeypatch.setattr(lite.TFLiteSavedModelConverterV2, "_load_saved_model",
+                        lambda self, *args: graph_reads.append(args[0]) or read_graph(self, *args))
+    counting_load = lite._load
+    inputs = tf_keras.Input((16, 16, 3))
+    x = tf_keras.layers.GlobalAveragePooling2D()(tf_keras.layers.Conv2D(4, 3)(inputs))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(2, activation="softmax")(x))
+    calibration = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)).astype(np.uint8)
+    with converters.converters_of(model) as new_converter:
+        assert lite._load is not counting_load  # the reading-once loader is in place
+        for name in DEFAULT_VARIANTS:
+            assert to_tflite(new_converter, name, calibration)[4:8] == b"TFL3"
+    assert len(DEFAULT_VARIANTS) == 4 and len(loads) == 1 and len(graph_reads) == 1
+    assert lite._load is counting_load
