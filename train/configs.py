@@ -33,6 +33,8 @@ class DataConfig:
     exclude_sources: tuple[str, ...] = ()  # left out of `sources`, e.g. a generator held out for testing
     max_per_source: Optional[int] = None  # cap per source and split, for quick runs
     balance: bool = False  # weight the loss so each class, and each source within a class, counts equally
+    content_balance: float = 0.0  # > 0: weight the loss so content (a thumbnail) cannot tell the classes apart; the
+    # weight factor's clip (train/content_balance.py); 0 = off
     augment: Optional[Augmentation] = None  # per-epoch augmentation of training images (train.augment)
     ela: Optional[ElaParams] = None
     protocol: str = "as_is"  # "controlled": the format-controlled protocol (ela.FormatControl)
@@ -40,6 +42,8 @@ class DataConfig:
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.content_balance and not self.content_balance >= 1:
+            raise ValueError(f"content_balance is a weight clip: 0 (off) or at least 1, got {self.content_balance}")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ With augmentation (`cfg.data.augment`), each training image is decoded and augme
 (train.augment: a pure function of seed, view and content) and epoch e trains on view e % views;
 without it there is one view, the image as it is. The loss can weight each class, and each
 source within a class, equally (`cfg.data.balance`), so neither a fake-heavy nor a real-heavy dataset
-turns into "one class by default", and no single collection defines what "real" looks like.
+turns into "one class by default", and no single collection defines what "real" looks like; and
+so that the content of a photo (who is in it, how it is framed) does not tell the classes apart
+(`cfg.data.content_balance`, train/content_balance.py).
 
 run folder: config.json (resolved config, distribution, preprocessing, data summary with the
 manifest's sha256, result: validation loss, accuracy — loss-weighted, as trained — and ROC AUC),
@@ -40,6 +42,7 @@ import tf_keras
 
 from ela import __version__
 from train.configs import TrainConfig, with_fields
+from train.content_balance import content_balance
 from train.augment import augmented
 from train.data import DataError, Record, load_records, manifest_sha256, select, write_skipped
 from train.distribute import (Placement, make_placement, same_on_every_worker, scaled_learning_rate,
@@ -313,6 +316,13 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     y_val = np.array([r.y for r in val_kept], np.int64)
     require_both_classes(data, cfg, y_train, y_val)  # again: unreadable files may have removed a class
     w_train, w_val = loss_weights(train_kept, cfg.data.balance), loss_weights(val_kept, cfg.data.balance)
+    content_seconds, tick = 0.0, time.time()
+    if cfg.data.content_balance:
+        w_train, summary["data"]["content_balance"] = content_balance(cfg, train_kept, w_train)
+        content_seconds = time.time() - tick
+        print(f"content balance: content alone separates the training classes at ROC AUC "
+              f"{summary['data']['content_balance']['content_auc']:.3f}, "
+              f"{summary['data']['content_balance']['weighted_content_auc']:.3f} under the new weights")
 
     if not first_epoch:
         shutil.rmtree(work / "backup", ignore_errors=True)
@@ -345,7 +355,8 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
         fit_views[view] = fit_inputs(trunk, x, cfg)
         trunk_seconds += time.time() - tick
     timing = {"decode_val_s": round(val_inputs.decode_seconds, 1),
-              "decode_augment_train_s": round(train_inputs.decode_seconds, 1), "trunk_s": round(trunk_seconds, 1)}
+              "decode_augment_train_s": round(train_inputs.decode_seconds, 1), "trunk_s": round(trunk_seconds, 1),
+              **({"content_balance_s": round(content_seconds, 1)} if cfg.data.content_balance else {})}
     train_ds = shard_by_data(epoch_batches(fit_views, y_train, w_train, global_batch, cfg.seed, first_epoch,
                                            cfg.optim.epochs))
     val_ds = shard_by_data(tf.data.Dataset.from_tensor_slices((v_fit, y_val, w_val)).batch(global_batch))
