@@ -63,3 +63,33 @@ def test_controlled_protocol_removes_the_shortcut(quality_only_dataset):
     assert all(gan[k]["accuracy"] < 0.75 for k in gan)
     assert {s["size"] and tuple(s["size"]) for s in result["sources"]} == {("48x48",)}
     assert "WARNING: GAN" not in render(result)
+
+
+@pytest.fixture(scope="module")
+def content_only_dataset(tmp_path_factory):
+    """Same files (JPEG q90, same size); only the content differs: the fakes' faces are lit brighter
+    on a blue background, as one collection's photos might be."""
+    root = tmp_path_factory.mktemp("content_bias")
+    rows = []
+    for label, source in (("real", "real_ciplab"), ("fake", "gan_faces")):
+        (root / source).mkdir()
+        for i in range(40):
+            rng = np.random.RandomState(i if label == "real" else 1000 + i)
+            img = synthetic_image(rng, 64, "noise").astype(int) // 4
+            img[..., 2] += 150 if label == "fake" else 40
+            name = f"{source}/{i:03d}.jpg"
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / name, "JPEG", quality=90)
+            rows.append([name, label, source, "train" if i < 28 else "test"])
+    with open(root / "MANIFEST.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["path", "label", "source", "split"], *rows])
+    return root
+
+
+def test_content_audit_finds_a_content_cue_and_not_a_format_one(content_only_dataset, quality_only_dataset,
+                                                                imagenet_cache):
+    content = audit(str(content_only_dataset), input_size=64, content=True)
+    assert content["content"]["GAN"]["auc"] > 0.95 and content["content"]["GAN"]["n_test"] == 24
+    assert content["shortcuts"]["GAN"]["quality"]["accuracy"] == 0.5  # the files themselves do not differ
+    assert "Content only (32-px thumbnails" in render(content)
+    assert audit(str(quality_only_dataset), input_size=64, content=True)["content"]["GAN"]["auc"] < 0.8
+    assert "content" not in audit(str(content_only_dataset), input_size=64)

@@ -18,6 +18,7 @@ looks fake counts more, as does a fake whose content looks real. The factor is c
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -39,11 +40,11 @@ def thumbnails(x: np.ndarray) -> np.ndarray:
                                 .resize((size, size), Image.BILINEAR)) for im in x])
 
 
-def content_features(x: np.ndarray, cfg: TrainConfig) -> np.ndarray:
-    """ImageNet MobileNet features (global average pool) of the thumbnails of x, with the run's
-    start weights and width."""
+def content_features(x: np.ndarray, weights: str = "imagenet", alpha: float = 1.0) -> np.ndarray:
+    """MobileNet features (global average pool; ImageNet start weights unless told) of the
+    thumbnails of x (N, S, S, 3) uint8."""
     import tf_keras
-    model = build_model(cfg.model.input_size, cfg.model.alpha, cfg.model.weights, unfreeze=0)
+    model = build_model(x.shape[1], alpha, weights, unfreeze=0)
     features = tf_keras.Model(model.input, model.get_layer("pool").output)
     return features.predict(thumbnails(x).astype(np.float32), batch_size=64, verbose=0)
 
@@ -58,15 +59,20 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarra
     return coef, bias
 
 
+def content_regression(features: np.ndarray, y: np.ndarray, w: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """p(fake | content features), fitted on standardised features of labelled images."""
+    mean, std = features.mean(0), features.std(0) + 1e-6
+    coef, bias = fit_logistic((features - mean) / std, y, w)
+    return lambda f: _sigmoid((f - mean) / std @ coef + bias)
+
+
 def out_of_fold_p_fake(features: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int) -> np.ndarray:
     """p(fake | content) of each image from a regression fitted on the other folds."""
     folds = np.random.default_rng(seed).permutation(len(y)) % FOLDS
     p = np.zeros(len(y))
     for k in range(FOLDS):
-        fit, held = folds != k, folds == k
-        mean, std = features[fit].mean(0), features[fit].std(0) + 1e-6
-        coef, bias = fit_logistic((features[fit] - mean) / std, y[fit], w[fit])
-        p[held] = _sigmoid((features[held] - mean) / std @ coef + bias)
+        fit = folds != k
+        p[~fit] = content_regression(features[fit], y[fit], w[fit])(features[~fit])
     return p
 
 
@@ -105,7 +111,7 @@ def content_balance(cfg: TrainConfig, records: list[Record], base: np.ndarray) -
     x, y, kept, _ = preprocess_records(records, prep, "content thumbnails")
     if len(kept) != len(records):
         raise ValueError("content balance: the training images changed while the run read them")
-    p_fake = out_of_fold_p_fake(content_features(x, cfg), y, base, cfg.seed)
+    p_fake = out_of_fold_p_fake(content_features(x, cfg.model.weights, cfg.model.alpha), y, base, cfg.seed)
     sources = [r.source for r in records]
     w = reweight(p_fake, y, sources, base, cfg.data.content_balance)
     return w, {"clip": cfg.data.content_balance, "thumbnail_px": THUMBNAIL,
