@@ -115,6 +115,9 @@ def render(result: dict) -> str:
                   "fitted on train; ROC AUC on the test split; chance = 0.5):", "",
                   "| test set | n train | n test | ROC AUC |", "|---|---:|---:|---:|"]
         lines += [f"| {name} | {r['n_train']} | {r['n_test']} | {r['auc']:.3f} |" for name, r in result["content"].items()]
+        warnings += [f"WARNING: {name}: content alone separates real from fake (ROC AUC {r['auc']:.3f}) — the classes "
+                     f"differ in who is pictured and how; train with --set data.content_balance=5"
+                     for name, r in result["content"].items() if r["auc"] > STRONG]
     if result["skipped"]:
         warnings.append(f"{len(result['skipped'])} file(s) could not be read and were left out")
     return "\n".join(lines + [""] + warnings)

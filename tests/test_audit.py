@@ -90,6 +90,6 @@ def test_content_audit_finds_a_content_cue_and_not_a_format_one(content_only_dat
     content = audit(str(content_only_dataset), input_size=64, content=True)
     assert content["content"]["GAN"]["auc"] > 0.95 and content["content"]["GAN"]["n_test"] == 24
     assert content["shortcuts"]["GAN"]["quality"]["accuracy"] == 0.5  # the files themselves do not differ
-    assert "Content only (32-px thumbnails" in render(content)
+    assert "Content only (32-px thumbnails" in render(content) and "WARNING: GAN: content alone" in render(content)
     assert audit(str(quality_only_dataset), input_size=64, content=True)["content"]["GAN"]["auc"] < 0.8
     assert "content" not in audit(str(content_only_dataset), input_size=64)

@@ -27,7 +27,7 @@ from train.metrics import wilson_interval
 
 PROPERTIES = ("format", "quality", "subsampling", "size")
 SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
-STRONG = 0.75  # a shortcut accuracy above this is flagged
+STRONG = 0.75  # a shortcut accuracy (or a content ROC AUC, benchmark.audit --content) above this is flagged
 QUALITY_TABLES = np.stack([quant_table(STD_LUMINANCE, q) for q in range(1, 101)])  # quality q at index q - 1
 
 
