@@ -22,19 +22,18 @@ import collections
 import statistics
 from pathlib import Path
 
+import numpy as np
 from absl import app, flags
 
 from benchmark.tables import TEST_SETS
-import numpy as np
-
 from ela import FormatControl, Preprocessing
 from train.cli import main_entry, run_main
 from train.configs import PROTOCOLS
 from train.content_balance import THUMBNAIL, content_features, content_regression
 from train.data import Record, load_records, preprocess_records, select
-from train.metrics import roc_auc
 from train.format_audit import PROPERTIES, STRONG, read_properties, shortcuts, strongest
 from train.io import atomic_write_json, atomic_write_text
+from train.metrics import roc_auc
 
 
 def audit(data: str, protocol: str = "as_is", input_size: int = 224, content: bool = False) -> dict:

@@ -4,8 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from train.content_balance import (THUMBNAIL, effective_share, out_of_fold_p_fake, reweight, thumbnails,
-                                   weighted_auc)
+from train.content_balance import THUMBNAIL, effective_share, out_of_fold_p_fake, reweight, thumbnails
 from train.metrics import roc_auc
 
 
@@ -33,13 +32,18 @@ def test_reweighting_raises_reals_that_look_fake_and_keeps_each_source_total():
     assert effective_share(w, sources)["cam"] < 1.0 == effective_share(base, sources)["gen"]
 
 
-def test_weighted_auc_is_the_plain_auc_under_equal_weights_and_moves_with_weights():
+def test_weighted_auc_counts_each_pair_by_its_weights_and_moves_with_them():
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 200)
-    score = y + rng.normal(0, 1.0, 200)
-    assert weighted_auc(score, y, np.ones(200)) == pytest.approx(roc_auc(y, score), abs=1e-9)
+    score = np.round(y + rng.normal(0, 1.0, 200), 1)  # rounded: many ties
+    w = rng.uniform(0.1, 3.0, 200)
+    pos, neg = y == 1, y == 0
+    pairs = np.outer(w[pos], w[neg])
+    wins = (score[pos][:, None] > score[neg][None, :]) + 0.5 * (score[pos][:, None] == score[neg][None, :])
+    assert roc_auc(y, score, w) == pytest.approx((pairs * wins).sum() / pairs.sum(), abs=1e-12)
+    assert roc_auc(y, score) == pytest.approx(wins.mean(), abs=1e-12)
     hard = np.where(y == 1, score < 0.5, score > 0.5).astype(float) + 0.01  # weight on the confusable images
-    assert weighted_auc(score, y, hard) < 0.5 < roc_auc(y, score)
+    assert roc_auc(y, score, hard) < 0.5 < roc_auc(y, score)
 
 
 def test_out_of_fold_content_scores_find_a_content_cue_and_are_reproducible():

@@ -19,10 +19,16 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Chance that a random fake scores above a random real (ties count half); nan if a class is missing."""
-    pos, neg = score[y_true == 1], score[y_true == 0]
-    if not len(pos) or not len(neg):
+def roc_auc(y_true: np.ndarray, score: np.ndarray, weight: np.ndarray | None = None) -> float:
+    """Chance that a random fake scores above a random real (ties count half), each image drawn
+    with probability proportional to its weight (default: all equal); nan if a class is missing.
+    Computed per distinct score, so in O(n log n) time and O(n) memory."""
+    y_true, score = np.asarray(y_true), np.asarray(score)
+    weight = np.ones(len(score)) if weight is None else np.asarray(weight, float)
+    values, index = np.unique(score, return_inverse=True)
+    pos = np.bincount(index, weights=weight * (y_true == 1), minlength=len(values))
+    neg = np.bincount(index, weights=weight * (y_true == 0), minlength=len(values))
+    if not (y_true == 1).any() or not (y_true == 0).any():
         return math.nan
-    wins = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
-    return float(wins)
+    below = np.cumsum(neg) - neg  # weight of the reals scoring strictly lower
+    return float((pos * (below + 0.5 * neg)).sum() / (pos.sum() * neg.sum()))

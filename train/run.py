@@ -316,13 +316,14 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     y_val = np.array([r.y for r in val_kept], np.int64)
     require_both_classes(data, cfg, y_train, y_val)  # again: unreadable files may have removed a class
     w_train, w_val = loss_weights(train_kept, cfg.data.balance), loss_weights(val_kept, cfg.data.balance)
-    content_seconds, tick = 0.0, time.time()
+    content_timing = {}
     if cfg.data.content_balance:
-        w_train, summary["data"]["content_balance"] = content_balance(cfg, train_kept, w_train)
-        content_seconds = time.time() - tick
-        print(f"content balance: content alone separates the training classes at ROC AUC "
-              f"{summary['data']['content_balance']['content_auc']:.3f}, "
-              f"{summary['data']['content_balance']['weighted_content_auc']:.3f} under the new weights")
+        tick = time.time()
+        w_train, report = content_balance(cfg, train_kept, w_train)
+        summary["data"]["content_balance"] = report
+        content_timing["content_balance_s"] = round(time.time() - tick, 1)
+        print(f"content balance: content alone separates the training classes at ROC AUC {report['content_auc']:.3f}, "
+              f"{report['weighted_content_auc']:.3f} under the new weights")
 
     if not first_epoch:
         shutil.rmtree(work / "backup", ignore_errors=True)
@@ -356,7 +357,7 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
         trunk_seconds += time.time() - tick
     timing = {"decode_val_s": round(val_inputs.decode_seconds, 1),
               "decode_augment_train_s": round(train_inputs.decode_seconds, 1), "trunk_s": round(trunk_seconds, 1),
-              **({"content_balance_s": round(content_seconds, 1)} if cfg.data.content_balance else {})}
+              **content_timing}
     train_ds = shard_by_data(epoch_batches(fit_views, y_train, w_train, global_batch, cfg.seed, first_epoch,
                                            cfg.optim.epochs))
     val_ds = shard_by_data(tf.data.Dataset.from_tensor_slices((v_fit, y_val, w_val)).batch(global_batch))
