@@ -7,7 +7,6 @@ import tensorflow as tf
 import tf_keras
 
 from convert.ela_layer import ElaLayer
-from convert.variants import INTEGER_IO_DTYPE
 
 
 def ela_tensor_names(tflite_model: bytes, model: tf_keras.Model) -> list[str]:
@@ -28,10 +27,9 @@ def quantize_keeping_ela_float(model: tf_keras.Model, representative_dataset,
     model is calibrated as usual and then quantised by the same MLIR quantiser the converter runs
     for the plain int8 export, with the ELA's tensors deny-listed (selective quantisation, as
     tf.lite.experimental.QuantizationDebugger does it): the ELA stays float32 and exact, what
-    follows it becomes int8 behind one QUANTIZE op, and float outputs become INTEGER_IO_DTYPE
-    (uint8) like the plain int8 export's, which standard clients require (an ELA map output gets
-    scale 1, zero point 0: still exact). Give the Keras model a uint8 input
-    (tf_keras.Input(..., dtype="uint8")), which stays uint8.
+    follows it becomes int8 behind one QUANTIZE op, and the final softmax stays float32 with a
+    float32 output, like the plain int8 export's (convert/export.py, integer_with_float_softmax).
+    Give the Keras model a uint8 input (tf_keras.Input(..., dtype="uint8")), which stays uint8.
     `representative_dataset` yields lists of input arrays, as for TFLiteConverter; `converter` is a
     fresh converter of `model` (convert/converters.py).
     """
@@ -44,5 +42,5 @@ def quantize_keeping_ela_float(model: tf_keras.Model, representative_dataset,
     converter._experimental_calibrate_only = True
     with quiet_conversion():
         calibrated = converter.convert()
-        return mlir_quantize(calibrated, output_data_type=tf.as_dtype(INTEGER_IO_DTYPE),
+        return mlir_quantize(calibrated, output_data_type=tf.float32, denylisted_ops=["SOFTMAX"],
                              denylisted_nodes=ela_tensor_names(calibrated, model))

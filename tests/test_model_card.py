@@ -75,7 +75,7 @@ def test_card_preprocessing_and_validation_match_the_metadata_and_the_records(ca
     assert f"n={result['n_val']}: accuracy {result['val_accuracy']:.3f}" in section
     assert 0.5 < result["val_auc"] <= 1.0 and f"ROC AUC {result['val_auc']:.3f}" in section
     vs = tiny_export["int8"]["vs_float32"]
-    assert f"| int8 | uint8 / uint8 | {vs['n']} | {vs['decision_agreement']:.3f} | {vs['mean_abs_diff']:.4f} |" in section
+    assert f"| int8 | uint8 / float32 | {vs['n']} | {vs['decision_agreement']:.3f} | {vs['mean_abs_diff']:.4f} |" in section
     assert "| float32 |" not in section  # not checked against itself
 
 

@@ -1,4 +1,4 @@
-"""The int8_qat variant: quantisation-aware training on the tiny run, then integer-only int8."""
+"""The int8_qat variant: quantisation-aware training on the tiny run, then int8 with a float32 output."""
 import json
 from pathlib import Path
 
@@ -22,12 +22,14 @@ def qat_export(tiny_run, tmp_path_factory) -> dict:
     return {r["variant"]: r for r in reports}
 
 
-def test_int8_qat_is_integer_only_with_uint8_io(qat_export):
+def test_int8_qat_is_integer_up_to_its_float_output(qat_export):
     report = qat_export["int8_qat"]
     assert report["path"].endswith("_int8_qat.tflite") and Path(report["path"]).is_file()
-    assert report["input_dtype"] == "uint8" and report["output_dtype"] == "uint8"
+    assert report["input_dtype"] == "uint8" and report["output_dtype"] == "float32"
     content = Path(report["path"]).read_bytes()
-    assert report["float_ops"] == [] and float_ops(content) == []
+    # a QAT graph is quantised while it is converted, before the softmax could be deny-listed: its
+    # softmax stays int8 and only the output is dequantised
+    assert report["float_ops"] == float_ops(content) == ["DEQUANTIZE"]
     assert TfliteModel(content).input["quantization"] == (1.0, 0)  # raw pixels go straight in, as for int8
 
 
