@@ -4,7 +4,7 @@ on request int8 after quantisation-aware training (`int8_qat`, see convert/qat.p
 int8 is calibrated on images of the run's own training split, preprocessed exactly as in
 training (ELA included), and converted to integer builtin ops with a uint8 input, so a phone's
 int8 delegate never meets a silent float fallback; only the final 2-way softmax stays float32,
-so that scores keep their ranking below 1/256 (`integer_with_float_softmax`). int8_qat is
+so that scores keep their ranking below 1/256 (convert/selective_quantization.py). int8_qat is
 converted the same way from the fine-tuned QAT model. Every file gets FakeLens metadata.
 After converting, each file is checked: its ops' types, its I/O types, its size, and how often
 it agrees with float32 on validation images. The model card (convert/model_card.py) is written
@@ -29,8 +29,8 @@ from convert.metadata import CARD_FILE, ModelInfo, write_metadata
 from convert.model_card import convert_command, export_card
 from convert.qat import fine_tune_quantized
 from convert.runtime import TfliteModel
-from convert.selective_quantization import quantize_keeping_ela_float
-from convert.variants import (CALIBRATION_SIZE, DEFAULT_VARIANTS, FLOAT_TAIL_OPS, INTEGER_IO_DTYPE, QAT_EPOCHS,
+from convert.selective_quantization import integer_with_float_softmax, quantize_keeping_ela_float
+from convert.variants import (CALIBRATION_SIZE, DEFAULT_VARIANTS, FLOAT_TAIL_OPS, QAT_EPOCHS,
                               QAT_LEARNING_RATE, REFERENCE, agreement, check_variants, variant)
 from train.data import DataError, Record, load_records, preprocess_records, select
 from train.io import atomic_write_bytes, atomic_write_json, atomic_write_text, make_folder
@@ -72,31 +72,6 @@ def to_tflite(new_converter: Callable[[], tf.lite.TFLiteConverter], name: str,
         return integer_with_float_softmax(converter)
     with quiet_conversion():
         return converter.convert()
-
-
-def integer_with_float_softmax(converter: tf.lite.TFLiteConverter) -> bytes:
-    """Full-integer conversion (uint8 input) of everything but the final 2-way softmax, which reads
-    the dequantised int8 logits and writes float32 p(fake).
-
-    Why: an int8 softmax writes 256 levels (1/256 apart), so every confident verdict is exactly
-    0.000 or 1.000. Images of a generator a model never saw mostly score below 1/256: an int8
-    export gave 70 held-out GAN validation faces 11 distinct scores (float32: 70), and their ROC
-    AUC against the reals fell from 0.758 to 0.528. The softmax of two numbers is negligible work
-    and the standard clients read float32 scores as they are. Calibrated as usual, then quantised
-    by the converter's own MLIR quantiser with SOFTMAX deny-listed (selective quantisation, as
-    tf.lite.experimental.QuantizationDebugger does it). A QAT model (int8_qat) keeps its learned
-    ranges (the same int8 scales as its plain full-integer conversion, checked on the tiny run),
-    but its graph is quantised during conversion, before the deny list applies: its softmax stays
-    int8 and only its output is dequantised, so its scores are still 1/256 apart.
-    """
-    from tensorflow.lite.python.convert import mlir_quantize
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.as_dtype(INTEGER_IO_DTYPE)
-    converter.experimental_mlir_quantizer = True
-    converter._experimental_calibrate_only = True
-    with quiet_conversion():
-        return mlir_quantize(converter.convert(), input_data_type=tf.as_dtype(INTEGER_IO_DTYPE),
-                             output_data_type=tf.float32, denylisted_ops=["SOFTMAX"])
 
 
 def float_ops(model: bytes) -> list[str]:

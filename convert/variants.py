@@ -43,7 +43,7 @@ ELA_IN_GRAPH_VARIANTS = tuple(v.name for v in VARIANT_TABLE if v.with_ela_in_gra
 REFERENCE = "float32"  # every other export is compared with this one of the same run and kind
 # The input type of every integer export: standard clients (MediaPipe Tasks, the Task Library) take
 # uint8 or float32 tensors only. Its output is float32, from the only float ops it has: the int8
-# logits dequantised and their softmax (convert/export.py, integer_with_float_softmax).
+# logits dequantised and their softmax (convert/selective_quantization.py).
 INTEGER_IO_DTYPE = "uint8"
 FLOAT_TAIL_OPS = ("DEQUANTIZE", "SOFTMAX")
 CALIBRATION_SIZE = 100  # images of the run's train split that calibrate the integer variants
