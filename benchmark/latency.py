@@ -77,7 +77,7 @@ def add_ratios(rows: list[dict]) -> list[dict]:
     thread count (None where there is no such row)."""
     for row in rows:
         ref = reference_of(row, rows, variant_of=lambda r: r["variant"],
-                           kind_of=lambda r: (r["run"], r["ela_in_graph"], r["threads"]))
+                           kind_of=lambda r: (r["kind"], r["threads"]))
         row["ratio"] = row["p50_ms"] / ref["p50_ms"] if ref else None
         row["size_ratio"] = row["size_bytes"] / ref["size_bytes"] if ref else None
         row["memory_ratio"] = row["peak_mib"] / ref["peak_mib"] if ref and ref["peak_mib"] > 0 else None

@@ -22,7 +22,7 @@ WORST_K = 5
 def reference_for(name: str, infos: dict[str, ModelInfo]) -> str | None:
     """Name of the float32 export of the same run and kind as export `name`, if it was benchmarked."""
     return reference_of(name, infos, variant_of=lambda n: infos[n].variant,
-                        kind_of=lambda n: (infos[n].run, infos[n].ela_in_graph))
+                        kind_of=lambda n: infos[n].kind)
 
 
 def compare(records: list[Record], ref: ModelInfo, p_ref: dict[Path, float], model: ModelInfo,

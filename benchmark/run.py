@@ -94,7 +94,8 @@ def gradcam_galleries(infos: dict[str, tuple[Path, ModelInfo]], scores: dict, re
     by_run: dict[Path, str] = {}
     for name, (path, info) in infos.items():
         folder = run_folder(path)
-        if folder is not None and (folder not in by_run or (info.variant == REFERENCE and not info.ela_in_graph)):
+        if folder is not None and (folder not in by_run or (info.variant == REFERENCE and not info.ela_in_graph
+                                                              and not info.mirror_average)):
             by_run[folder] = name
     return {name: gallery(folder, records, scores[name], infos[name][1].threshold, per_cell)
             for folder, name in by_run.items()}
@@ -153,7 +154,7 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
         for threads in latency_threads:
             row = measure_in_child(path, image, threads, latency_runs)
             row.update(model=name, variant=info.variant, run=info.run,
-                       size_bytes=path.stat().st_size, ela_in_graph=info.ela_in_graph)
+                       size_bytes=path.stat().st_size, kind=info.kind)
             latency.append(row)
     preprocessing = []
     for key in (k for k in images if images[k]):

@@ -5,6 +5,7 @@ Examples:
   python -m convert --run runs/gan --variants float32,int8
   python -m convert --run runs/gan_ela --variants float32,int8,int8_qat --qat_epochs 2
   python -m convert --run runs/fakelens --variants int8 --threshold 0.62 --bake_threshold
+  python -m convert --run runs/fakelens --variants float32,int8 --mirror_average
 """
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ flags.DEFINE_integer("check_images", 100, "Validation images for the float-vs-qu
                      lower_bound=1)
 flags.DEFINE_bool("ela_in_graph", False, "Put the (exact) ELA inside the .tflite: the model takes the resized RGB "
                   "image. Needs a run trained with --ela_resolution resized; float32 and int8 only.")
+flags.DEFINE_bool("mirror_average", False, "Score the image and its mirror image and average them (as logits) "
+                  "inside the .tflite: a mirrored photo gets exactly the same score, for a second forward pass. "
+                  "Files are named *_mirror_*; choose --threshold on such an export. Not with int8_qat.")
 flags.DEFINE_integer("qat_epochs", QAT_EPOCHS, "int8_qat: epochs of quantisation-aware training on the run's "
                      "training split.", lower_bound=1)
 flags.DEFINE_float("qat_learning_rate", QAT_LEARNING_RATE, "int8_qat: Adam learning rate of the quantisation-aware "
@@ -56,7 +60,7 @@ def main(argv):
         with output_lock(export_folder(FLAGS.run, FLAGS.out)):
             reports = export_run(FLAGS.run, FLAGS.out, FLAGS.variants, FLAGS.data, FLAGS.threshold,
                                  FLAGS.check_images, FLAGS.ela_in_graph, FLAGS.qat_epochs, FLAGS.qat_learning_rate,
-                                 FLAGS.bake_threshold, FLAGS.calibration_size)
+                                 FLAGS.bake_threshold, FLAGS.calibration_size, FLAGS.mirror_average)
         print(format_report(reports))
 
     return run_main(job)

@@ -26,6 +26,7 @@ from convert.bake import bake_threshold
 from convert.converters import converters_of
 from convert.ela_layer import ElaLayer
 from convert.metadata import CARD_FILE, ModelInfo, write_metadata
+from convert.mirror import with_mirror_average
 from convert.model_card import convert_command, export_card
 from convert.qat import fine_tune_quantized
 from convert.runtime import TfliteModel
@@ -114,7 +115,8 @@ def export_folder(run_folder: str | Path, out: str | Path | None = None) -> Path
 def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAULT_VARIANTS, data: str | None = None,
                threshold: float = 0.5, check_images: int = 100, ela_in_graph: bool = False,
                qat_epochs: int = QAT_EPOCHS, qat_learning_rate: float = QAT_LEARNING_RATE,
-               bake: bool = False, calibration_size: int = CALIBRATION_SIZE) -> list[dict]:
+               bake: bool = False, calibration_size: int = CALIBRATION_SIZE,
+               mirror_average: bool = False) -> list[dict]:
     """Convert the run in `folder` to each variant under `out` (default folder/export).
 
     With `ela_in_graph` the model computes ELA itself (exactly as `ela.error_level`), takes the
@@ -126,8 +128,14 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     With `bake` the threshold is folded into the last layer (convert/bake.py) before converting:
     every client's top-1 class is then the decision at `threshold`, the metadata's threshold is
     0.5 and its `baked_threshold` the given one; the files get "_baked" in their names.
+    With `mirror_average` the score is the mean (in logits) over the image and its mirror image
+    (convert/mirror.py): one more forward pass, no decision that a mirrored copy can change; the
+    files get "_mirror" in their names. Choose the threshold on such an export, not the plain one.
     """
     specs = check_variants(variants, ela_in_graph)
+    if mirror_average and any(v.needs_training for v in specs):
+        raise ValueError("--mirror_average cannot be combined with int8_qat: quantisation-aware training "
+                         "fine-tunes the plain classifier; export int8_qat without it")
     if calibration_size < 1:
         raise ValueError(f"--calibration_size must be at least 1, got {calibration_size}")
     run = load_run(folder)
@@ -138,6 +146,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     model, suffix = run.model, ""
     if bake:
         model, suffix = bake_threshold(model, threshold), "_baked"
+    if mirror_average:
+        model, suffix = with_mirror_average(model), "_mirror" + suffix
     if ela_in_graph:
         model, suffix = with_ela_in_graph(run, model), "_ela_in_graph" + suffix
     info_threshold = 0.5 if bake else threshold  # what the exported scores are compared with
@@ -161,9 +171,10 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
             name = f"{run.name}{suffix}_{spec.name}"
             info = ModelInfo(name=name, preprocessing=prep, config=cfg.name, variant=spec.name,
                              threshold=info_threshold, ela_in_graph=ela_in_graph,
-                             baked_threshold=threshold if bake else None,
+                             baked_threshold=threshold if bake else None, mirror_average=mirror_average,
                              description=f"FakeLens {cfg.description} ({spec.description}"
                                          f"{', ELA in graph' if ela_in_graph else ''}"
+                                         f"{', mirror-averaged' if mirror_average else ''}"
                                          f"{f', threshold {threshold:g} baked in' if bake else ''}).",
                              run=run.name, protocol=cfg.data.protocol,
                              train_sources=tuple(sorted(cfg.data.sources)),
@@ -203,9 +214,9 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
             report["vs_float32"] = agreement(p_ref, p, info_threshold, info_threshold)
     card_info = ModelInfo(name=run.name, preprocessing=prep, config=cfg.name, threshold=info_threshold,
                           ela_in_graph=ela_in_graph, baked_threshold=threshold if bake else None,
-                          description=f"FakeLens {cfg.description}")
+                          mirror_average=mirror_average, description=f"FakeLens {cfg.description}")
     command = convert_command(run, out_arg, variants, data_arg, threshold, check_images, ela_in_graph, qat_epochs,
-                              qat_learning_rate, bake, calibration_size)
+                              qat_learning_rate, bake, calibration_size, mirror_average)
     card = export_card(run, records, data, card_info, reports, out, command)
     for (path, converted, info), report in zip(pending, reports):
         model_bytes = write_metadata(converted, info, card)

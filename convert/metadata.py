@@ -58,6 +58,7 @@ class ModelInfo:
     threshold: float = 0.5  # fake when p(fake) >= threshold
     ela_in_graph: bool = False
     baked_threshold: float | None = None  # the threshold folded into the scores (`threshold` is then 0.5)
+    mirror_average: bool = False  # the score is averaged over the image and its mirror image (convert/mirror.py)
     description: str = "FakeLens: detects AI-generated (fake) vs real face images."
     version: str = __version__
     author: str = "FakeLens"
@@ -69,12 +70,18 @@ class ModelInfo:
         """What a caller does before invoking the model: everything except an in-graph ELA."""
         return dataclasses.replace(self.preprocessing, ela=None) if self.ela_in_graph else self.preprocessing
 
+    @property
+    def kind(self) -> tuple:
+        """What a quantised export must share with the float32 export it is compared with: the
+        run and what the graph does besides classifying."""
+        return self.run, self.ela_in_graph, self.mirror_average
+
     def to_json(self) -> dict:
         return {"schema_version": INFO_SCHEMA_VERSION, "model_name": self.name, "config": self.config,
                 "run": self.run, "protocol": self.protocol, "train_sources": list(self.train_sources),
                 "variant": self.variant, "labels": list(self.labels), "threshold": self.threshold,
                 "ela_in_graph": self.ela_in_graph, "baked_threshold": self.baked_threshold,
-                "preprocessing": self.preprocessing.to_dict(),
+                "mirror_average": self.mirror_average, "preprocessing": self.preprocessing.to_dict(),
                 "version": self.version, "extra": self.extra}
 
     @classmethod
@@ -101,7 +108,8 @@ class ModelInfo:
                        variant=fields.text(d, "variant", INFO_FILE, ""),
                        threshold=fields.number(d, "threshold", INFO_FILE, 0.0, 1.0, open_interval=True),
                        ela_in_graph=fields.boolean(d, "ela_in_graph", INFO_FILE, False),
-                       baked_threshold=baked_threshold(d), description=description,
+                       baked_threshold=baked_threshold(d),
+                       mirror_average=fields.boolean(d, "mirror_average", INFO_FILE, False), description=description,
                        version=fields.text(d, "version", INFO_FILE, ""), author=author, license=license, extra=extra)
         except ValueError as err:
             raise MetadataError(f"{err} — re-export the model with `python -m convert`") from None

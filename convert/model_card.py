@@ -181,6 +181,9 @@ def _preprocessing_section(info: ModelInfo, checks: Sequence[VariantCheck]) -> l
         who = "inside the model (it takes the resized RGB image)" if info.ela_in_graph else "by the caller"
         lines.append(f"- ELA: JPEG re-save at quality {ela.quality}, absolute difference {scale}, computed {where}, "
                      f"{who}.")
+    if info.mirror_average:
+        lines.append("- Mirror average: the model scores the image and its left-right mirror image and averages "
+                     "the two (as logits), so a mirrored photo gets exactly the same score.")
     lines.append(f"- Output: softmax over {list(info.labels)}; the decision is fake when p(fake) ≥ {info.threshold:g}"
                  + (f" (threshold {info.baked_threshold:g} baked into the last layer: any client's top class is the "
                     f"decision)." if info.baked_threshold is not None else "."))
@@ -341,7 +344,7 @@ def train_command(run: Run) -> str | None:
 
 def convert_command(run: Run, out: str | Path | None, variants: Sequence[str], data: str | None, threshold: float,
                     check_images: int, ela_in_graph: bool, qat_epochs: int, qat_learning_rate: float,
-                    bake: bool = False, calibration_size: int = CALIBRATION_SIZE) -> str:
+                    bake: bool = False, calibration_size: int = CALIBRATION_SIZE, mirror_average: bool = False) -> str:
     """`python -m convert ...` with the settings of this export."""
     args = ["python", "-m", "convert", "--run", str(run.folder)]
     if out is not None:
@@ -354,6 +357,8 @@ def convert_command(run: Run, out: str | Path | None, variants: Sequence[str], d
         args.append("--ela_in_graph")
     if bake:
         args.append("--bake_threshold")
+    if mirror_average:
+        args.append("--mirror_average")
     if any(variant(v).integer for v in variants) and calibration_size != CALIBRATION_SIZE:
         args += ["--calibration_size", str(calibration_size)]
     if any(variant(v).needs_training for v in variants):

@@ -83,6 +83,15 @@ def tiny_ela_in_graph_export(tiny_run, tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def tiny_mirror_export(tiny_run, tmp_path_factory) -> dict:
+    """float32 and int8 exports of the tiny run, mirror-averaged (`--mirror_average`)."""
+    from convert.export import export_run
+    reports = export_run(tiny_run, tmp_path_factory.mktemp("mirror"), ("float32", "int8"), check_images=24,
+                         calibration_size=TINY_CALIBRATION, mirror_average=True)
+    return {r["variant"]: r for r in reports}
+
+
+@pytest.fixture(scope="session")
 def tiny_baked_export(tiny_run, tiny_export, demo_data, tmp_path_factory) -> dict:
     """The float32 export of the tiny run with a threshold baked in, made by the command
     (`convert --threshold t --bake_threshold`); float32 only, as converting is the slow part and int8

@@ -256,7 +256,7 @@ def test_preprocessing_from_dict_returns_a_valid_object_or_raises_value_error(d)
 @given(st.one_of(JSON, st.fixed_dictionaries({"schema_version": st.sampled_from([1, 2]) | JSON, "model_name": JSON,
                                                "preprocessing": st.just(Preprocessing(32).to_dict()) | JSON,
                                                "labels": st.just(["real", "fake"]) | JSON,
-                                               "threshold": st.floats() | JSON, "ela_in_graph": JSON,
+                                               "threshold": st.floats() | JSON, "ela_in_graph": JSON, "mirror_average": JSON,
                                                "train_sources": st.just(["gan_faces"]) | JSON,
                                                "extra": st.just({"data_counts": {"a/train": 1}}) | JSON})))
 def test_model_info_from_json_returns_a_valid_object_or_raises_metadata_error(d):
@@ -266,7 +266,7 @@ def test_model_info_from_json_returns_a_valid_object_or_raises_metadata_error(d)
     except MetadataError as err:
         assert "\n" not in str(err)
         return
-    assert 0 < info.threshold < 1 and isinstance(info.ela_in_graph, bool) and info.labels == ("real", "fake")
+    assert 0 < info.threshold < 1 and isinstance(info.ela_in_graph, bool) and isinstance(info.mirror_average, bool) and info.labels == ("real", "fake")
     assert isinstance(info.train_sources, tuple) and all(isinstance(s, str) for s in info.train_sources)
 
 

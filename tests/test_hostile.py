@@ -167,6 +167,7 @@ def test_a_second_command_on_the_same_output_folder_refuses_at_once(tmp_path, st
 
 @pytest.mark.parametrize("field,value,words", [
     ("ela_in_graph", "false", "ela_in_graph must be true or false"),
+    ("mirror_average", 1, "mirror_average must be true or false"),
     ("threshold", 7, "threshold must be a number in (0.0, 1.0)"),
     ("threshold", "0.5", "threshold must be a number in (0.0, 1.0)"),
     ("labels", ["fake", "real"], "labels must be ['real', 'fake']"),
