@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-FEATURES_LAYER = "pool"  # FakeLens' pooled features, before dropout and the 2-way head (train/model.py)
+from train.model import FEATURES_LAYER
 
 
 def with_mirror_average(model: tf_keras.Model) -> tf_keras.Model:

@@ -26,7 +26,7 @@ from PIL import Image
 from train.configs import TrainConfig
 from train.data import Record, preprocess_records
 from train.metrics import roc_auc
-from train.model import build_model
+from train.model import FEATURES_LAYER, build_model
 
 THUMBNAIL = 32  # pixels on a side: content survives, a generator's traces do not
 FOLDS = 5
@@ -46,7 +46,7 @@ def content_features(x: np.ndarray, weights: str = "imagenet", alpha: float = 1.
     thumbnails of x (N, S, S, 3) uint8."""
     import tf_keras
     model = build_model(x.shape[1], alpha, weights, unfreeze=0)
-    features = tf_keras.Model(model.input, model.get_layer("pool").output)
+    features = tf_keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
     return features.predict(thumbnails(x).astype(np.float32), batch_size=64, verbose=0)
 
 

@@ -16,6 +16,9 @@ class WeightsError(RuntimeError):
     """ImageNet weights could not be found or fetched; the message says where to put them."""
 
 
+FEATURES_LAYER = "pool"  # the pooled MobileNet features, before dropout and the 2-way head
+
+
 def keras_weights_dir() -> Path:
     """Where Keras caches downloaded weights (read at call time: it follows $HOME)."""
     return Path.home() / ".keras" / "models"
@@ -69,7 +72,7 @@ def build_model(input_size: int = 224, alpha: float = 1.0, weights: str = "image
         raise ValueError(f"unfreeze={unfreeze} exceeds MobileNet's {len(mobilenet_layers)} layers")
     for i, layer in enumerate(mobilenet_layers):
         layer.trainable = i >= len(mobilenet_layers) - unfreeze
-    x = tf_keras.layers.GlobalAveragePooling2D(name="pool")(base.output)
+    x = tf_keras.layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(base.output)
     # force_generator: the masks come from a tf.random.Generator, which train.run resets per epoch
     # (only with dropout: creating one draws a seed, which would change every other initial weight)
     x = tf_keras.layers.Dropout(dropout, force_generator=dropout > 0, name="dropout")(x)
@@ -79,7 +82,7 @@ def build_model(input_size: int = 224, alpha: float = 1.0, weights: str = "image
 
 def mobilenet_trainable_count(model: tf_keras.Model) -> int:
     """How many MobileNet layers (head excluded) are trainable."""
-    head = {"pool", "dropout", "real_fake", "image", "to_unit_range"}
+    head = {FEATURES_LAYER, "dropout", "real_fake", "image", "to_unit_range"}
     return sum(1 for layer in model.layers if layer.name not in head and layer.trainable)
 
 
