@@ -32,7 +32,8 @@ from convert.qat import fine_tune_quantized
 from convert.runtime import TfliteModel
 from convert.selective_quantization import integer_with_float_softmax, quantize_keeping_ela_float
 from convert.variants import (CALIBRATION_SIZE, DEFAULT_VARIANTS, FLOAT_TAIL_OPS, QAT_EPOCHS,
-                              QAT_LEARNING_RATE, REFERENCE, agreement, check_variants, variant)
+                              QAT_LEARNING_RATE, REFERENCE, agreement, check_variants, shift_warnings,
+                              source_shift, variant)
 from train.data import DataError, Record, load_records, preprocess_records, select
 from train.io import atomic_write_bytes, atomic_write_json, atomic_write_text, make_folder
 from train.run_folder import Run, RunError, load_run
@@ -161,8 +162,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
         if not calib_recs:
             raise DataError(f"{data}: no training images of {', '.join(cfg.data.sources)} to calibrate int8 with")
         calibration, *_ = preprocess_records(calib_recs, input_prep, "calibration images")
-    val, *_ = preprocess_records(interleave(select(records, cfg.data.sources, ["val"]), check_images), input_prep,
-                                 "check images")
+    val, _, val_kept, _ = preprocess_records(interleave(select(records, cfg.data.sources, ["val"]), check_images),
+                                             input_prep, "check images")
 
     reports, p_fake, pending = [], [], []  # pending: written once the card inside each is known
     with converters_of(model) as new_converter:
@@ -212,6 +213,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     if p_ref is not None and len(val):
         for report, p in zip(reports, p_fake):
             report["vs_float32"] = agreement(p_ref, p, info_threshold, info_threshold)
+            report["by_source"] = source_shift([r.source for r in val_kept], p_ref, p, info_threshold)
     card_info = ModelInfo(name=run.name, preprocessing=prep, config=cfg.name, threshold=info_threshold,
                           ela_in_graph=ela_in_graph, baked_threshold=threshold if bake else None,
                           mirror_average=mirror_average, description=f"FakeLens {cfg.description}")
@@ -243,6 +245,8 @@ def format_report(reports: list[dict]) -> str:
     if reports and "baked_threshold" in reports[0]:
         lines.append(f"\nthreshold {reports[0]['baked_threshold']:g} baked in: the top class is the decision at it "
                      f"(the metadata's threshold is 0.5)")
+    for r in reports:
+        lines += [f"\nwarning: {w}" for w in shift_warnings(r["variant"], r.get("by_source", {}))]
     for r in reports:
         if "qat" in r:
             q = r["qat"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from convert.metadata import CARD_FILE, INPUT_MEAN, INPUT_STD, ModelInfo
-from convert.variants import CALIBRATION_SIZE, REFERENCE, variant
+from convert.variants import CALIBRATION_SIZE, REFERENCE, shift_warnings, variant
 from train.configs import set_items
 from train.data import SPLITS, Record, manifest_file, manifest_sha256, select, source_licences
 from train.format_audit import STRONG, read_properties, shortcuts, strongest
@@ -72,6 +72,7 @@ class VariantCheck:
     decision_agreement: float | None = None
     mean_abs_diff: float | None = None
     max_abs_diff: float | None = None
+    warnings: tuple[str, ...] = ()  # sources whose share called fake moved (variants.shift_warnings)
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def _validation_section(run: str, v: Validation, checks: Sequence[VariantCheck])
                          "max |Δp(fake)|"],
                         [[c.variant, f"{c.input_dtype} / {c.output_dtype}", c.n, f"{c.decision_agreement:.3f}",
                           f"{c.mean_abs_diff:.4f}", f"{c.max_abs_diff:.4f}"] for c in checked], "--::::")
+        lines += [line for c in checked for w in c.warnings for line in ("", f"**Warning:** {w}.")]
     else:
         lines.append("No other export checked against a float32 export (export float32 with them for the agreement "
                      "check).")
@@ -372,7 +374,8 @@ def export_card(run: Run, records: Sequence[Record], data: str | Path, info: Mod
     result = run.summary.get("result", {})
     validation = Validation(int(result["n_val"]), float(result["val_accuracy"]), result.get("val_auc"),
                             run.config.data.balance)
-    checks = tuple(VariantCheck(r["variant"], r["input_dtype"], r["output_dtype"], **r.get("vs_float32", {}))
+    checks = tuple(VariantCheck(r["variant"], r["input_dtype"], r["output_dtype"], **r.get("vs_float32", {}),
+                                warnings=tuple(shift_warnings(r["variant"], r.get("by_source", {}))))
                    for r in reports)
     facts = CardFacts(run.name, info, run.config.data.protocol, tuple(Path(r["path"]).stem for r in reports),
                       tuple(r["variant"] for r in reports), str(export_folder),

@@ -79,6 +79,27 @@ def agreement(p_reference, p_other, threshold_reference: float, threshold_other:
             "max_abs_diff": float(gap.max())}
 
 
+SOURCE_SHIFT_LIMIT = 0.10  # a move in one source's share called fake worth a warning (2 of ~17 check images)
+
+
+def source_shift(sources, p_reference, p_other, threshold: float) -> dict[str, dict]:
+    """Per source of the check images: n and the share called fake by the reference and by the other
+    export. Agreement over all images hides a quantised model that fails one kind of photo (an int8
+    export once called half of the studio portraits fake at 0.99 overall agreement)."""
+    sources = np.asarray(sources)
+    fake_ref, fake_other = np.asarray(p_reference) >= threshold, np.asarray(p_other) >= threshold
+    return {str(s): {"n": int(np.sum(sources == s)), "reference_called_fake": float(np.mean(fake_ref[sources == s])),
+                     "called_fake": float(np.mean(fake_other[sources == s]))} for s in sorted(set(sources))}
+
+
+def shift_warnings(variant_name: str, by_source: dict[str, dict], limit: float = SOURCE_SHIFT_LIMIT) -> list[str]:
+    """One line per source whose share called fake moved by at least `limit` against the reference."""
+    return [f"{variant_name} calls {v['called_fake']:.0%} of the {s} check images fake where {REFERENCE} calls "
+            f"{v['reference_called_fake']:.0%} (n={v['n']}): compare them with `python -m benchmark --split val` "
+            f"before shipping this variant"
+            for s, v in by_source.items() if abs(v["called_fake"] - v["reference_called_fake"]) >= limit - 1e-9]
+
+
 def check_variants(variants, ela_in_graph: bool = False) -> list[Variant]:
     """The table's rows for `variants`, refusing before any work a variant that does not exist or
     that cannot carry an in-graph ELA."""

@@ -47,6 +47,34 @@ def test_int8_agrees_with_float32_on_validation_images(tiny_export):
     assert vs["n"] > 0 and vs["decision_agreement"] >= 0.9 and vs["mean_abs_diff"] < 0.1
 
 
+def test_source_shift_names_the_source_a_quantised_export_fails():
+    """Overall agreement can be 0.9 while one kind of photo is wrecked: the check reports per source."""
+    from convert.variants import shift_warnings, source_shift
+    sources = ["real_a"] * 10 + ["fake_b"] * 10
+    reference = np.r_[np.full(10, 0.05), np.full(10, 0.95)]
+    quantised = reference.copy()
+    quantised[:2] = 0.7  # two of the ten real_a images now called fake
+    by_source = source_shift(sources, reference, quantised, 0.5)
+    assert by_source == {"fake_b": {"n": 10, "reference_called_fake": 1.0, "called_fake": 1.0},
+                         "real_a": {"n": 10, "reference_called_fake": 0.0, "called_fake": pytest.approx(0.2)}}
+    (warning,) = shift_warnings("int8", by_source)
+    assert warning.startswith("int8 calls 20% of the real_a check images fake where float32 calls 0% (n=10)")
+    quantised[1] = 0.05  # one image (0.1 of the source) is the limit; below it nothing is said
+    assert len(shift_warnings("int8", source_shift(sources, reference, quantised, 0.5), limit=0.11)) == 0
+    assert len(shift_warnings("int8", source_shift(sources, reference, quantised, 0.5))) == 1
+
+
+def test_conversion_check_reports_every_validation_source(tiny_export, demo_data):
+    from train.data import load_records, select
+    val_sources = {r.source for r in select(load_records(demo_data), None, ["val"])}
+    by_source = tiny_export["int8"]["by_source"]
+    assert set(by_source) <= val_sources and len(by_source) >= min(len(val_sources), 2)
+    assert sum(v["n"] for v in by_source.values()) == tiny_export["int8"]["vs_float32"]["n"]
+    float_shares = {s: v["called_fake"] for s, v in tiny_export["float32"]["by_source"].items()}
+    assert float_shares == {s: v["reference_called_fake"] for s, v in by_source.items()}
+    assert all(0.0 <= v["called_fake"] <= 1.0 for v in by_source.values())
+
+
 def test_exported_metadata_round_trips_preprocessing(tiny_export):
     from train.demo_data import SOURCES, TEST_ONLY
     sources = tuple(sorted(set(SOURCES) - TEST_ONLY))  # the demo config trains on every source with training images

@@ -79,6 +79,17 @@ def test_card_preprocessing_and_validation_match_the_metadata_and_the_records(ca
     assert "| float32 |" not in section  # not checked against itself
 
 
+def test_card_warns_of_a_source_that_quantisation_moved():
+    from convert.model_card import VariantCheck, Validation, _validation_section
+    warning = "int8 calls 50% of the real_webmorph check images fake where float32 calls 0% (n=17): compare"
+    checks = [VariantCheck("float32", "float32", "float32", 100, 1.0, 0.0, 0.0),
+              VariantCheck("int8", "uint8", "float32", 100, 0.95, 0.05, 0.9, warnings=(warning,)),
+              VariantCheck("float16", "float32", "float32", 100, 1.0, 0.001, 0.01)]
+    lines = _validation_section("runs/x", Validation(100, 0.9, 0.95, True), checks)
+    assert lines[-2:] == ["", f"**Warning:** {warning}."]
+    assert sum("**Warning:**" in line for line in lines) == 1
+
+
 def test_card_audit_flags_the_demo_datas_format_shortcut_and_lists_unseen_generators(card):
     audit = card[card.index("## Format-bias audit"):card.index("## Known failure modes")]
     assert "**Verdict: shortcut.**" in audit and "as stored" in audit  # the demo's reals and fakes differ in size
