@@ -36,6 +36,7 @@ SHEET_CSS = """
 .nopreview { display: inline-block; width: 160px; color: #888; font-size: 12px; }
 td.real { color: #2a7d2a; font-weight: 600; } td.fake { color: #c01c28; font-weight: 600; }
 td.error { color: #c01c28; white-space: normal; max-width: 420px; }
+td.unsteady { color: #b5581a; white-space: normal; max-width: 240px; } td.steady { color: #555; }
 td.path { white-space: normal; word-break: break-all; max-width: 360px; }
 th button { font: inherit; font-weight: 600; background: none; border: none; padding: 0; cursor: pointer;
             color: #1a5fb4; }
@@ -114,35 +115,48 @@ def _faces_cell(verdict: Prediction) -> str:
                      for f in verdict.faces)
 
 
-def _row(verdict: Prediction, thumb) -> str:
+def _probes_cell(verdict: Prediction) -> str:
+    if not verdict.unsteady:
+        return "steady"
+    return "unsteady: changes under " + ", ".join(verdict.unsteady)
+
+
+def _row(verdict: Prediction, thumb, probes: bool) -> str:
     p = "" if verdict.p_fake is None else f"{verdict.p_fake:.6f}"
     cells = [f"<td>{_preview(verdict, thumb)}</td>", f'<td class="path">{_esc(verdict.path)}</td>']
     if verdict.error:
-        cells.append(f'<td class="error" colspan="{4 if verdict.faces is not None else 3}">'
+        cells.append(f'<td class="error" colspan="{3 + (verdict.faces is not None) + probes}">'
                      f"{_esc(verdict.error)}</td>")
     else:
         cells += [f'<td class="{_esc(verdict.label)}">{_esc(verdict.label)}</td>',
                   f'<td class="num">{verdict.p_fake:.3f}</td>', f'<td class="num">{verdict.threshold:.3f}</td>']
         if verdict.faces is not None:
             cells.append(f'<td class="path">{_esc(_faces_cell(verdict))}</td>')
+        if probes:
+            cells.append(f'<td class="{"unsteady" if verdict.unsteady else "steady"}">'
+                         f'{_esc(_probes_cell(verdict))}</td>')
     return f'<tr data-p="{p}" data-path="{_esc(verdict.path)}">' + "".join(cells) + "</tr>"
 
 
 def render_sheet(verdicts: Sequence[Prediction], thumbs: Sequence, model: str) -> str:
     """The whole page for `verdicts` and their previews (None where there is none)."""
     faces = any(v.faces is not None for v in verdicts)
+    probes = any(v.unsteady is not None for v in verdicts)
     failed = sum(bool(v.error) for v in verdicts)
     fake = sum(v.label == "fake" for v in verdicts)
     threshold = verdicts[0].threshold if verdicts else float("nan")
     header = ('<th>photo</th><th data-sort="path" data-type="text"><button type="button">path</button></th>'
               '<th>label</th><th class="num" data-sort="p" data-type="number"><button type="button">p(fake)'
-              '</button></th><th class="num">threshold</th>' + ("<th>faces</th>" if faces else ""))
+              '</button></th><th class="num">threshold</th>' + ("<th>faces</th>" if faces else "")
+              + ("<th>probes</th>" if probes else ""))
     summary = (f"{len(verdicts)} photo(s): {fake} fake, {len(verdicts) - fake - failed} real"
                + (f", {failed} could not be read" if failed else "")
                + f". Fake when p(fake) ≥ {threshold:.3f}, the model's threshold."
                + (" Each face found is judged on its own (red: fake, green: real); a photo is as fake as its "
-                  "most fake face." if faces else ""))
-    rows = "\n".join(_row(v, t) for v, t in zip(verdicts, thumbs))
+                  "most fake face." if faces else "")
+               + (f" {sum(bool(v.unsteady) for v in verdicts)} verdict(s) change under a probe (a re-save, rescale, "
+                  "crop, mirror image or greyscale copy): doubt those." if probes else ""))
+    rows = "\n".join(_row(v, t, probes) for v, t in zip(verdicts, thumbs))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>FakeLens verdicts</title><style>{CSS}{SHEET_CSS}</style></head>\n<body><main>"

@@ -4,7 +4,11 @@ The detector reads everything it needs from the model's own metadata — input s
 format control, in-graph ELA, labels, threshold — so a photo is always preprocessed the way the
 model was trained. An unreadable photo is a `Prediction` with `error` set, never an exception,
 so a folder with one bad file still gets a verdict for every other one. With `faces=True` each
-face is found (benchmark.faces), cropped like a training face and judged on its own.
+face is found (benchmark.faces), cropped like a training face and judged on its own. With
+`probes=True` the photo is judged again under each invariance probe (benchmark.invariance:
+re-saves, rescales, a crop, the mirror image, greyscale — changes that must not change a
+verdict), and the verdict says under which it changes: a verdict that a PNG re-save or a grey
+copy would reverse is one to doubt, whatever its p(fake).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from benchmark.faces import face_crop, find_faces
+from benchmark.invariance import PROBES
 from convert.metadata import ModelInfo, read_model_bytes, read_model_info
 from convert.runtime import TfliteModel
 from ela import ImageError, read_image
@@ -44,7 +49,9 @@ class Prediction:
     (and label and p_fake None) when the file could not be used.
 
     faces is None unless faces were looked for; then it lists them, `scored` says "faces"
-    (label and p_fake are those of the most fake face) or "whole image" (no face was found)."""
+    (label and p_fake are those of the most fake face) or "whole image" (no face was found).
+    unsteady is None unless the probes were run (and for an error); then it names those under
+    which the label changes (empty: the verdict held under every probe)."""
 
     path: str
     label: str | None
@@ -53,11 +60,14 @@ class Prediction:
     error: str | None = None
     faces: tuple[Face, ...] | None = None
     scored: str | None = None
+    unsteady: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict:
         row = asdict(self)
         if self.faces is None:
             del row["faces"], row["scored"]
+        if self.unsteady is None:
+            del row["unsteady"]
         return row
 
 
@@ -96,36 +106,48 @@ class Detector:
         finally:
             self._idle.put(model)
 
-    def _judge(self, path: str, faces: bool) -> Prediction:
+    def _judge(self, path: str, faces: bool, probes: bool) -> Prediction:
         try:
-            if not faces:
-                p_fake = self.scores([self.prep.load(path)])[0]
-                return Prediction(path, self._label(p_fake), p_fake, self.threshold)
             img, sha256 = read_image(path)
-            found = find_faces(img)
-            p_fakes = self.scores([self.prep.apply(face_crop(img, f), sha256) for f in found]
-                                   or [self.prep.apply(img, sha256)])
+            found = find_faces(img) if faces else []
+            judged_images = [face_crop(img, f) for f in found] or [img]  # the faces, or the whole photo
+            p_fakes = self.scores([self.prep.apply(part, sha256) for part in judged_images])
+            unsteady = self._unsteady(judged_images, sha256, max(p_fakes)) if probes else None
         except ImageError as err:
             return Prediction(path, None, None, self.threshold, str(err), faces=() if faces else None)
+        if not faces:
+            return Prediction(path, self._label(p_fakes[0]), p_fakes[0], self.threshold, unsteady=unsteady)
         if not found:
-            return Prediction(path, self._label(p_fakes[0]), p_fakes[0], self.threshold, faces=(), scored="whole image")
+            return Prediction(path, self._label(p_fakes[0]), p_fakes[0], self.threshold, faces=(),
+                              scored="whole image", unsteady=unsteady)
         judged = tuple(Face(f.box, f.confidence, p, self._label(p)) for f, p in zip(found, p_fakes))
         worst = max(judged, key=lambda face: face.p_fake)
-        return Prediction(path, worst.label, worst.p_fake, self.threshold, faces=judged, scored="faces")
+        return Prediction(path, worst.label, worst.p_fake, self.threshold, faces=judged, scored="faces",
+                          unsteady=unsteady)
 
-    def predict(self, path: str | Path, faces: bool = False) -> Prediction:
-        """The verdict on one photo file; with `faces`, on each face in it."""
-        return self._judge(str(path), faces)
+    def _unsteady(self, judged_images: list, sha256: str, p_fake: float) -> tuple[str, ...]:
+        """The probes under which the photo's label (that of its most fake judged image) changes."""
+        n = len(judged_images)
+        p = self.scores([self.prep.apply(change(part), sha256) for change in PROBES.values() for part in judged_images])
+        label = self._label(p_fake)
+        return tuple(name for i, name in enumerate(PROBES) if self._label(max(p[i * n:(i + 1) * n])) != label)
 
-    def predict_many(self, paths: Iterable[str | Path], faces: bool = False) -> Iterator[Prediction]:
+    def predict(self, path: str | Path, faces: bool = False, probes: bool = False) -> Prediction:
+        """The verdict on one photo file; with `faces`, on each face in it; with `probes`, also
+        the invariance probes under which it changes."""
+        return self._judge(str(path), faces, probes)
+
+    def predict_many(self, paths: Iterable[str | Path], faces: bool = False,
+                     probes: bool = False) -> Iterator[Prediction]:
         """Verdicts in the order of `paths`, `threads` photos at a time, at most AHEAD of them
         in flight."""
         paths = iter(str(p) for p in paths)
         with ThreadPoolExecutor(self.threads) as pool:
-            pending = collections.deque(pool.submit(self._judge, p, faces) for p in itertools.islice(paths, AHEAD))
+            pending = collections.deque(pool.submit(self._judge, p, faces, probes)
+                                        for p in itertools.islice(paths, AHEAD))
             while pending:
                 done = pending.popleft().result()
                 following = next(paths, None)
                 if following is not None:
-                    pending.append(pool.submit(self._judge, following, faces))
+                    pending.append(pool.submit(self._judge, following, faces, probes))
                 yield done

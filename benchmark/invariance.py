@@ -5,7 +5,9 @@ rescaled, cropped a little, mirrored or turned grey. Each probe is applied to th
 image before the model's own preprocessing (as in `benchmark.robustness`); per model, test set
 and probe the benchmark reports the decision flip rate against the unchanged image, and per test
 source (each is one class) the share called fake with and without the probe — so "reals of this
-collection are called fake once grey" is a number, not a surprise.
+collection are called fake once grey" is a number, not a surprise. And per model, whether
+steadiness says something about a verdict: how often the verdicts that some probe changes are
+wrong, against those no probe changes (what `benchmark.predict --probes` tells a user).
 """
 from __future__ import annotations
 
@@ -58,8 +60,11 @@ def invariance_rows(models: dict[str, tuple[ModelInfo, TfliteModel]], sets: dict
                     original_scores: dict[str, dict[Path, float]]) -> list[dict]:
     """Rows of two kinds per model × probe: kind "set" — flip rate on each test set (images
     scored both with and without the probe); kind "source" — share called fake of each test
-    source, unchanged and probed, with its label and flip rate."""
+    source, unchanged and probed, with its label and flip rate. Then one row of kind
+    "steadiness" per model (probe "any"): over the test images scored under every probe, how many
+    verdicts some probe changes, and the share of wrong verdicts among those and among the rest."""
     rows = []
+    moved: dict[str, dict[Path, bool]] = {name: {} for name in models}  # path → changed by some probe so far
     for probe in probes:
         images = {}  # preprocessing → path → model input, for this probe only (bounded memory)
         for name, (info, model) in models.items():
@@ -70,6 +75,9 @@ def invariance_rows(models: dict[str, tuple[ModelInfo, TfliteModel]], sets: dict
                 images[key] = {r.path: img for r, img in zip(kept, x)}
             probed, original = score_images(model, images[key]), original_scores[name]
             facts = {"model": name, "variant": info.variant, "run": info.run, "probe": probe}
+            seen = moved[name]
+            moved[name] = {p: seen.get(p, False) or (probed[p] >= info.threshold) != (original[p] >= info.threshold)
+                           for p in probed if p in original and (p in seen or probe == probes[0])}
 
             def flips(records: list[Record]) -> tuple[int, float]:
                 both = [r.path for r in records if r.path in probed and r.path in original]
@@ -87,7 +95,25 @@ def invariance_rows(models: dict[str, tuple[ModelInfo, TfliteModel]], sets: dict
                     rows.append(dict(facts, kind="source", group=source, label=recs[0].label, n=n, flip_rate=rate,
                                      fake_share=_fake_share(recs, probed, info.threshold)[1],
                                      fake_share_original=_fake_share(recs, original, info.threshold)[1]))
+    for name, (info, _) in models.items():
+        if probes and moved[name]:
+            rows.append(_steadiness_row(name, info, test_records, moved[name], original_scores[name]))
     return rows
+
+
+def _steadiness_row(name: str, info: ModelInfo, records: list[Record], moved: dict[Path, bool],
+                    original: dict[Path, float]) -> dict:
+    """Errors among the verdicts that some probe changes ("unsteady") and among the others."""
+    counts = {"steady": [0, 0], "unsteady": [0, 0]}  # [n, wrong]
+    for r in records:
+        if r.path in moved:
+            cell = counts["unsteady" if moved[r.path] else "steady"]
+            cell[0] += 1
+            cell[1] += (original[r.path] >= info.threshold) != (r.y == 1)
+    (n_steady, wrong_steady), (n_unsteady, wrong_unsteady) = counts["steady"], counts["unsteady"]
+    return {"model": name, "variant": info.variant, "run": info.run, "probe": "any", "kind": "steadiness",
+            "group": "all test images", "n": n_steady + n_unsteady, "n_unsteady": n_unsteady,
+            "wrong_steady": wrong_steady, "wrong_unsteady": wrong_unsteady}
 
 
 def max_flip_failures(rows: list[dict], max_flip: float) -> list[str]:
@@ -101,7 +127,7 @@ def render_invariance(rows: list[dict]) -> str:
     test source, unchanged and under each probe."""
     if not rows:
         return ""
-    probes = list(dict.fromkeys(r["probe"] for r in rows))
+    probes = list(dict.fromkeys(r["probe"] for r in rows if r["kind"] != "steadiness"))
     cell = {(r["model"], r["kind"], r["group"], r["probe"]): r for r in rows}
     lines = ["Invariance: share of decisions that flip when only this changes (" + PROBE_TEXT + ")", "",
              "| model | set | " + " | ".join(probes) + " |", "|---|---|" + "---:|" * len(probes)]
@@ -118,4 +144,20 @@ def render_invariance(rows: list[dict]) -> str:
         lines.append(f"| {model} | {group} ({first['label']}, n={first['n']}) | {first['fake_share_original']:.3f} | "
                      + " | ".join(f"{cell[model, 'source', group, p]['fake_share']:.3f}"
                                   if (model, "source", group, p) in cell else "–" for p in probes) + " |")
+    steadiness = [r for r in rows if r["kind"] == "steadiness"]
+    if steadiness:
+        lines += ["", "Steadiness as a warning: verdicts that at least one probe changes (unsteady, what "
+                  "`benchmark.predict --probes` flags) and how often they are wrong, against the others", "",
+                  "| model | images | unsteady | wrong among unsteady | wrong among steady | errors flagged |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for r in steadiness:
+            n_steady, wrong = r["n"] - r["n_unsteady"], r["wrong_steady"] + r["wrong_unsteady"]
+            lines.append(f"| {r['model']} | {r['n']} | {r['n_unsteady']} ({_share(r['n_unsteady'], r['n'])}) | "
+                         f"{r['wrong_unsteady']} ({_share(r['wrong_unsteady'], r['n_unsteady'])}) | "
+                         f"{r['wrong_steady']} ({_share(r['wrong_steady'], n_steady)}) | "
+                         f"{r['wrong_unsteady']} of {wrong} ({_share(r['wrong_unsteady'], wrong)}) |")
     return "\n".join(lines)
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.1%}" if whole else "–"

@@ -9,9 +9,12 @@ Examples:
 Per photo: the label, p(fake) and the threshold from the model's metadata (its preprocessing too).
 With --faces each face found is judged on its own (cropped like a training face; see
 benchmark/faces.py) and the photo is as fake as its most fake face; a photo without a face is
-judged whole and says so. --html also writes a contact sheet: previews, face boxes, verdicts,
-sortable by p(fake). A photo that cannot be read gets its error in its row and the others go on;
-the exit status is 0 unless every input failed (2). Folders are searched recursively for image files.
+judged whole and says so. --probes judges each photo again under the invariance probes (re-saves,
+rescales, a 90% crop, the mirror image, greyscale: changes that must not change a verdict) and
+names those that change it: such a verdict is unsteady, one to doubt. --html also writes a
+contact sheet: previews, face boxes, verdicts, sortable by p(fake). A photo that cannot be read
+gets its error in its row and the others go on; the exit status is 0 unless every input failed
+(2). Folders are searched recursively for image files.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from train.io import make_folder  # noqa: E402
 FORMATS = ("table", "json", "csv")
 COLUMNS = ("path", "label", "p_fake", "threshold", "error")
 FACE_COLUMNS = ("scored", "faces")  # added with --faces; a CSV "faces" cell holds the faces as JSON
+PROBE_COLUMN = "unsteady"  # added with --probes; a CSV cell holds the probe names joined by ";"
 
 
 def expand_inputs(items: list[str]) -> list[str]:
@@ -60,17 +64,33 @@ def _face_lines(row: dict) -> list[str]:
             for face in row["faces"] for x, y, w, h in [face["box"]]]
 
 
-def render(rows: list[dict], fmt: str) -> str:
-    """The verdicts as a terminal table, a JSON array or CSV (rows from `Prediction.to_dict`)."""
+def _unsteady_line(row: dict) -> list[str]:
+    """The table line under a photo's row that says how its verdict held under the probes."""
+    if row["error"] or row.get(PROBE_COLUMN) is None:
+        return []
+    if not row[PROBE_COLUMN]:
+        return ["    steady: same verdict under every probe"]
+    return [f"    unsteady: the verdict changes under {', '.join(row[PROBE_COLUMN])}"]
+
+
+def render(rows: list[dict], fmt: str, probes: bool = False) -> str:
+    """The verdicts as a terminal table, a JSON array or CSV (rows from `Prediction.to_dict`;
+    with `probes` every row has an "unsteady" field, None where the photo could not be read)."""
     faces = any("faces" in r for r in rows)
+    if probes:
+        rows = [{**r, PROBE_COLUMN: r.get(PROBE_COLUMN)} for r in rows]
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, COLUMNS + (FACE_COLUMNS if faces else ()), lineterminator="\n")
+        writer = csv.DictWriter(buf, COLUMNS + (FACE_COLUMNS if faces else ()) + ((PROBE_COLUMN,) if probes else ()),
+                                lineterminator="\n")
         writer.writeheader()
         for r in rows:
-            writer.writerow(dict(r, faces=json.dumps(r["faces"], separators=(",", ":"))) if faces else r)
+            cells = dict(r, faces=json.dumps(r["faces"], separators=(",", ":"))) if faces else dict(r)
+            if probes:
+                cells[PROBE_COLUMN] = "" if r[PROBE_COLUMN] is None else ";".join(r[PROBE_COLUMN])
+            writer.writerow(cells)
         return buf.getvalue().rstrip("\n")
     width = max([len("photo")] + [len(r["path"]) for r in rows])
     lines = [f"{'photo':<{width}}  label  p(fake)  threshold", f"{'-' * width}  -----  -------  ---------"]
@@ -79,12 +99,14 @@ def render(rows: list[dict], fmt: str) -> str:
             lines.append(f"{r['path']:<{width}}  error: {r['error']}")
         else:
             lines.append(f"{r['path']:<{width}}  {r['label']:<5}  {r['p_fake']:7.3f}  {r['threshold']:9.3f}")
-        lines += _face_lines(r)
+        lines += _face_lines(r) + _unsteady_line(r)
     fake = sum(r["label"] == "fake" for r in rows)
     failed = sum(bool(r["error"]) for r in rows)
     lines.append(f"\n{len(rows)} photo(s): {fake} fake, {len(rows) - fake - failed} real"
                  + (f", {failed} could not be read" if failed else "")
-                 + (f"; {sum(len(r['faces']) for r in rows)} face(s) judged" if faces else ""))
+                 + (f"; {sum(len(r['faces']) for r in rows)} face(s) judged" if faces else "")
+                 + (f"; {sum(bool(r[PROBE_COLUMN]) for r in rows)} verdict(s) unsteady under the probes"
+                    if probes else ""))
     return "\n".join(lines)
 
 
@@ -106,6 +128,9 @@ def define_flags() -> None:
     flags.DEFINE_bool("faces", False, "Find the faces first (MTCNN) and judge each one, cropped like a training "
                       "face; faces: box [x, y, w, h] in the photo's pixels, detector confidence, p_fake, label. "
                       "A photo without a face is judged whole (scored: \"whole image\").")
+    flags.DEFINE_bool("probes", False, "Also judge each photo under the invariance probes (PNG and JPEG re-saves, "
+                      "rescales, a 90% crop, the mirror image, greyscale; 9 model runs per photo instead of 1) and "
+                      "name those that change the verdict (unsteady: a list of probe names, empty when it held).")
     flags.DEFINE_string("html", None, "Also write a contact sheet to this HTML file: previews with the faces "
                         "drawn, verdicts and errors, sortable by p(fake); self-contained.")
     flags.DEFINE_integer("threads", None, "Photos judged at once, each on an interpreter of its own (default: all "
@@ -130,12 +155,12 @@ def main(argv):
         detector = Detector(FLAGS.model, FLAGS.threads)
         bar = tqdm(total=len(paths), desc="photos", unit="img", leave=False, disable=len(paths) < 2)
         verdicts = []
-        for prediction in detector.predict_many(paths, faces=FLAGS.faces):
+        for prediction in detector.predict_many(paths, faces=FLAGS.faces, probes=FLAGS.probes):
             verdicts.append(prediction)
             bar.update()
         bar.close()
         rows = [v.to_dict() for v in verdicts]
-        print(render(rows, FLAGS.format))
+        print(render(rows, FLAGS.format, FLAGS.probes))
         if FLAGS.html:
             from benchmark.contact_sheet import write_sheet
             print(f"written {write_sheet(verdicts, FLAGS.html, FLAGS.model, detector.threads)}", file=sys.stderr)

@@ -109,8 +109,14 @@ def test_the_unperturbed_robustness_condition_is_the_plain_benchmark(bench):
 
 def test_invariance_probes_per_set_and_per_source(bench):
     result = bench["result"]
-    rows = result["invariance"]
+    rows = [r for r in result["invariance"] if r["kind"] != "steadiness"]
     assert {r["probe"] for r in rows} == {"png", "grey"} and all(0.0 <= r["flip_rate"] <= 1.0 for r in rows)
+    steadiness = {r["model"]: r for r in result["invariance"] if r["kind"] == "steadiness"}
+    assert set(steadiness) == set(result["models"])  # one per model, over every probed test image
+    for r in steadiness.values():
+        assert r["probe"] == "any" and 0 <= r["n_unsteady"] <= r["n"]
+        assert r["wrong_unsteady"] <= r["n_unsteady"] and r["wrong_steady"] <= r["n"] - r["n_unsteady"]
+    assert "Steadiness as a warning" in bench["report"]
     per_set = [r for r in rows if r["kind"] == "set"]
     assert per_set and all(r["n"] == result["models"][r["model"]]["sets"][r["group"]]["n"] for r in per_set)
     assert ("tiny_int8", "source", "real_lfw", "grey") in {(r["model"], r["kind"], r["group"], r["probe"]) for r in rows}

@@ -72,6 +72,18 @@ def test_sheet_is_self_contained_with_previews_boxes_and_errors(verdicts, tmp_pa
     assert text.count(">real<") == 2 and text.count(">fake<") == 1
 
 
+def test_sheet_shows_which_probes_change_a_verdict(verdicts):
+    import dataclasses
+    probed = [dataclasses.replace(verdicts[0], unsteady=("grey", "crop0.9")), dataclasses.replace(verdicts[1], unsteady=()),
+              verdicts[2]]  # the unreadable photo: no probes
+    text = render_sheet(probed, [None] * 3, "m.tflite")
+    assert "<th>probes</th>" in text and 'class="error" colspan="5"' in text
+    assert '<td class="unsteady">unsteady: changes under grey, crop0.9</td>' in text
+    assert '<td class="steady">steady</td>' in text
+    assert "1 verdict(s) change under a probe" in text
+    assert "<th>probes</th>" not in render_sheet(verdicts, [None] * 4, "m.tflite")
+
+
 def test_preview_follows_exif_rotation_and_never_raises(tmp_path):
     wide = Image.new("RGB", (400, 200), (200, 10, 10))
     exif = Image.Exif()

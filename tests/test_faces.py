@@ -100,6 +100,16 @@ def test_the_api_judges_each_face_and_else_the_whole_image(tiny_export, face_pho
     many = list(detector.predict_many([face_photos / n for n in ("two.jpg", "broken.jpg", "one.jpg")], faces=True))
     assert [len(v.faces) for v in many] == [2, 0, 1] and many[0] == two
 
+    import dataclasses
+    from benchmark.invariance import PROBES
+    threshold = (min(expected) + max(expected)) / 2  # between the two faces: the photo is fake through one of them
+    detector.info = dataclasses.replace(detector.info, threshold=threshold)
+    probed = detector.predict(face_photos / "two.jpg", faces=True, probes=True)
+    photo_fake = {name: max(detector.scores([detector.prep.apply(change(face_crop(img, f)), sha)])[0]
+                            for f in find_faces(img)) >= threshold for name, change in PROBES.items()}
+    assert probed.label == "fake" and [f.p_fake for f in probed.faces] == pytest.approx(expected, abs=1e-7)
+    assert probed.unsteady == tuple(name for name, fake in photo_fake.items() if not fake)  # judged on its faces
+
 
 def test_predict_command_faces_json_csv_and_contact_sheet(tiny_export, face_photos, tmp_path):
     model = tiny_export["float32"]["path"]

@@ -70,3 +70,11 @@ def test_flip_rates_and_fake_shares_of_a_colour_shortcut(tmp_path, colour_photo)
     assert "| colour | real_a (real, n=3) | 1.000 | 1.000 | 0.000 |" in text
     assert max_flip_failures(rows, 0.03) == ["colour on all: probe grey flips 100.0% of decisions (allowed: 3.0%)"]
     assert max_flip_failures(rows, 1.0) == []
+    # grey changes every verdict: all five are unsteady, the three reals wrongly called fake among them
+    assert by["steadiness", "all test images", "any"] == {
+        "model": "colour", "variant": info.variant, "run": info.run, "probe": "any", "kind": "steadiness",
+        "group": "all test images", "n": 5, "n_unsteady": 5, "wrong_steady": 0, "wrong_unsteady": 3}
+    assert "| colour | 5 | 5 (100.0%) | 3 (60.0%) | 0 (–) | 3 of 3 (100.0%) |" in text
+    png_only = invariance_rows({"colour": (info, model)}, {"all": records}, records, ["png"], original)
+    assert [r for r in png_only if r["kind"] == "steadiness"][0] == dict(
+        by["steadiness", "all test images", "any"], n_unsteady=0, wrong_steady=3, wrong_unsteady=0)

@@ -45,6 +45,32 @@ def test_many_photos_keep_their_order_and_match_one_at_a_time(tiny_export, photo
     assert [p.p_fake for p in many[::10]] == [detector.predict(p).p_fake for p in paths[::10]]
 
 
+def test_probes_name_the_changes_that_move_a_photo_across_the_threshold(tiny_export, photos):
+    """With the threshold set between a photo's score and its grey copy's, grey must be named;
+    with a threshold no score reaches, nothing can change and the verdict is steady."""
+    import dataclasses
+    from benchmark import Detector
+    from benchmark.invariance import PROBES
+    from convert.runtime import TfliteModel
+    from ela import read_image
+    detector = Detector(tiny_export["float32"]["path"], threads=1)
+    path = photos / "a.jpg"
+    img, sha256 = read_image(path)
+    model, prep = TfliteModel(tiny_export["float32"]["path"]), detector.info.input_preprocessing
+    p_plain = float(model.probabilities(prep.apply(img, sha256)[None])[0, 1])
+    p_probed = {name: float(model.probabilities(prep.apply(change(img), sha256)[None])[0, 1])
+                for name, change in PROBES.items()}
+    assert abs(p_probed["grey"] - p_plain) > 1e-4  # a colour photo: grey moves its score
+    threshold = (p_plain + p_probed["grey"]) / 2
+    detector.info = dataclasses.replace(detector.info, threshold=threshold)
+    verdict = detector.predict(path, probes=True)
+    assert verdict.p_fake == pytest.approx(p_plain, abs=1e-6) and "grey" in verdict.unsteady
+    assert verdict.unsteady == tuple(n for n, p in p_probed.items() if (p >= threshold) != (p_plain >= threshold))
+    detector.info = dataclasses.replace(detector.info, threshold=1.01)
+    assert detector.predict(path, probes=True).unsteady == ()
+    assert detector.predict(path).unsteady is None and "unsteady" not in detector.predict(path).to_dict()
+
+
 def test_predict_command_json_rows_with_error_rows(tiny_export, photos):
     proc = run_cli("benchmark.predict", "--model", tiny_export["int8"]["path"], str(photos),
                    str(photos / "missing.jpg"), "--format", "json")
@@ -74,6 +100,17 @@ def test_predict_command_table_csv_globs_and_exit_codes(tiny_export, photos):
     assert nothing.returncode == 2 and "no image files found" in nothing.stderr and "Traceback" not in nothing.stderr
     usage = run_cli("benchmark.predict", "--model", model)
     assert usage.returncode == 1 and "give one or more photos" in usage.stderr
+    probed = json.loads(run_cli("benchmark.predict", "--model", model, str(photos), "--probes", "--format", "json").stdout)
+    assert [r["unsteady"] is None for r in probed] == [False, True, False]  # the unreadable photo: null
+    assert all(set(r["unsteady"]) <= {"png", "jpeg95_444", "jpeg75_420", "scale0.75", "scale1.5", "crop0.9", "flip",
+                                      "grey"} for r in probed if r["error"] is None)
+    assert all("png" not in r["unsteady"] for r in probed if r["error"] is None)  # lossless: the same pixels
+    table = run_cli("benchmark.predict", "--model", model, str(photos), "--probes").stdout
+    assert table.count("    steady: ") + table.count("    unsteady: ") == 2
+    assert f"; {sum(bool(r['unsteady']) for r in probed)} verdict(s) unsteady under the probes" in table
+    rows = list(csv.DictReader(io.StringIO(
+        run_cli("benchmark.predict", "--model", model, str(photos), "--probes", "--format", "csv").stdout)))
+    assert [r["unsteady"] for r in rows] == [";".join(r["unsteady"] or []) for r in probed]
     no_model = run_cli("benchmark.predict", "--model", str(photos / "a.jpg"), str(photos / "a.jpg"))
     assert no_model.returncode == 2 and "not a TensorFlow Lite model" in no_model.stderr
 
