@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from benchmark.faces import face_crop, find_faces
-from benchmark.invariance import PROBES
+from benchmark.invariance import PROBES, decision_changed
 from convert.metadata import ModelInfo, read_model_bytes, read_model_info
 from convert.runtime import TfliteModel
 from ela import ImageError, read_image
@@ -129,8 +129,8 @@ class Detector:
         """The probes under which the photo's label (that of its most fake judged image) changes."""
         n = len(judged_images)
         p = self.scores([self.prep.apply(change(part), sha256) for change in PROBES.values() for part in judged_images])
-        label = self._label(p_fake)
-        return tuple(name for i, name in enumerate(PROBES) if self._label(max(p[i * n:(i + 1) * n])) != label)
+        return tuple(name for i, name in enumerate(PROBES)
+                     if decision_changed(p_fake, max(p[i * n:(i + 1) * n]), self.threshold))
 
     def predict(self, path: str | Path, faces: bool = False, probes: bool = False) -> Prediction:
         """The verdict on one photo file; with `faces`, on each face in it; with `probes`, also

@@ -64,7 +64,8 @@ def invariance_rows(models: dict[str, tuple[ModelInfo, TfliteModel]], sets: dict
     "steadiness" per model (probe "any"): over the test images scored under every probe, how many
     verdicts some probe changes, and the share of wrong verdicts among those and among the rest."""
     rows = []
-    moved: dict[str, dict[Path, bool]] = {name: {} for name in models}  # path → changed by some probe so far
+    scored_by_all: dict[str, set[Path] | None] = {name: None for name in models}  # scored under every probe so far
+    unsteady: dict[str, set[Path]] = {name: set() for name in models}  # decision changed by some probe
     for probe in probes:
         images = {}  # preprocessing → path → model input, for this probe only (bounded memory)
         for name, (info, model) in models.items():
@@ -75,14 +76,14 @@ def invariance_rows(models: dict[str, tuple[ModelInfo, TfliteModel]], sets: dict
                 images[key] = {r.path: img for r, img in zip(kept, x)}
             probed, original = score_images(model, images[key]), original_scores[name]
             facts = {"model": name, "variant": info.variant, "run": info.run, "probe": probe}
-            seen = moved[name]
-            moved[name] = {p: seen.get(p, False) or (probed[p] >= info.threshold) != (original[p] >= info.threshold)
-                           for p in probed if p in original and (p in seen or probe == probes[0])}
+            both = probed.keys() & original.keys()
+            flipped = {p for p in both if decision_changed(original[p], probed[p], info.threshold)}
+            scored_by_all[name] = both if scored_by_all[name] is None else scored_by_all[name] & both
+            unsteady[name] |= flipped
 
             def flips(records: list[Record]) -> tuple[int, float]:
-                both = [r.path for r in records if r.path in probed and r.path in original]
-                changed_ = sum((probed[p] >= info.threshold) != (original[p] >= info.threshold) for p in both)
-                return len(both), (changed_ / len(both) if both else float("nan"))
+                mine = [r.path for r in records if r.path in both]
+                return len(mine), (sum(p in flipped for p in mine) / len(mine) if mine else float("nan"))
 
             for set_name, recs in sets.items():
                 n, rate = flips(recs)
@@ -96,24 +97,26 @@ def invariance_rows(models: dict[str, tuple[ModelInfo, TfliteModel]], sets: dict
                                      fake_share=_fake_share(recs, probed, info.threshold)[1],
                                      fake_share_original=_fake_share(recs, original, info.threshold)[1]))
     for name, (info, _) in models.items():
-        if probes and moved[name]:
-            rows.append(_steadiness_row(name, info, test_records, moved[name], original_scores[name]))
+        if scored_by_all[name]:
+            rows.append(_steadiness_row(name, info, test_records, scored_by_all[name], unsteady[name],
+                                        original_scores[name]))
     return rows
 
 
-def _steadiness_row(name: str, info: ModelInfo, records: list[Record], moved: dict[Path, bool],
+def decision_changed(p_original: float, p_changed: float, threshold: float) -> bool:
+    """Whether a change moved a verdict across the threshold: the one definition of a flip."""
+    return (p_original >= threshold) != (p_changed >= threshold)
+
+
+def _steadiness_row(name: str, info: ModelInfo, records: list[Record], scored: set[Path], unsteady: set[Path],
                     original: dict[Path, float]) -> dict:
     """Errors among the verdicts that some probe changes ("unsteady") and among the others."""
-    counts = {"steady": [0, 0], "unsteady": [0, 0]}  # [n, wrong]
-    for r in records:
-        if r.path in moved:
-            cell = counts["unsteady" if moved[r.path] else "steady"]
-            cell[0] += 1
-            cell[1] += (original[r.path] >= info.threshold) != (r.y == 1)
-    (n_steady, wrong_steady), (n_unsteady, wrong_unsteady) = counts["steady"], counts["unsteady"]
+    judged = [r for r in records if r.path in scored]
+    wrong = {r.path for r in judged if (original[r.path] >= info.threshold) != (r.y == 1)}
+    n_unsteady = sum(r.path in unsteady for r in judged)
     return {"model": name, "variant": info.variant, "run": info.run, "probe": "any", "kind": "steadiness",
-            "group": "all test images", "n": n_steady + n_unsteady, "n_unsteady": n_unsteady,
-            "wrong_steady": wrong_steady, "wrong_unsteady": wrong_unsteady}
+            "group": "all test images", "n": len(judged), "n_unsteady": n_unsteady,
+            "wrong_steady": len(wrong - unsteady), "wrong_unsteady": len(wrong & unsteady)}
 
 
 def max_flip_failures(rows: list[dict], max_flip: float) -> list[str]:
