@@ -54,6 +54,7 @@ class ModelConfig:
     alpha: float = 1.0
     weights: str = "imagenet"  # "imagenet", "none" (random init) or a path to an .h5 file
     dropout: float = 0.0
+    grey: bool = False  # MobileNet sees luma only: greyscale cannot change a decision (train/model.py)
 
     def __post_init__(self):
         if self.unfreeze < 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
+import numpy as np
 import tf_keras
 
 
@@ -17,6 +18,8 @@ class WeightsError(RuntimeError):
 
 
 FEATURES_LAYER = "pool"  # the pooled MobileNet features, before dropout and the 2-way head
+GREY_LAYER = "to_grey"  # with grey=True: luma in all three channels, before MobileNet
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the weights PIL's convert("L") uses (ela.perturb.greyscale)
 
 
 def keras_weights_dir() -> Path:
@@ -34,24 +37,11 @@ def imagenet_weights_file(alpha: float, input_size: int) -> str:
     return f"mobilenet_{alpha_text}_{size}_tf_no_top.h5"
 
 
-def build_model(input_size: int = 224, alpha: float = 1.0, weights: str = "imagenet",
-                unfreeze: int = 10, dropout: float = 0.0) -> tf_keras.Model:
-    """MobileNet V1 classifier for (None, input_size, input_size, 3) float pixels 0..255 →
-    (None, 2) softmax [p_real, p_fake].
-
-    weights: "imagenet" (Keras' own download/cache path), "none" (random init) or a path to a
-    no-top .h5 weights file. The last `unfreeze` layers of MobileNet are trainable, the rest
-    frozen (frozen batch-norm layers run in inference mode); the head is always trainable.
-    """
-    inputs = tf_keras.Input((input_size, input_size, 3), name="image")
-    scaled = tf_keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
-    keras_weights = None if weights in ("none", "", None) else weights
-    if keras_weights not in (None, "imagenet") and not Path(keras_weights).is_file():
-        raise WeightsError(f"{keras_weights}: weights file not found — pass an existing .h5 path, 'imagenet' or 'none'")
-    if keras_weights == "imagenet":
-        imagenet_weights_file(alpha, input_size)  # validates alpha before Keras tries to fetch
+def _mobilenet(input_tensor, alpha: float, keras_weights: str | None, input_size: int) -> tf_keras.Model:
+    """Keras' MobileNet V1 without top on `input_tensor`, its failures to find or read the
+    weights turned into one-line WeightsErrors that say what to do."""
     try:
-        base = tf_keras.applications.MobileNet(input_tensor=scaled, include_top=False, alpha=alpha,
+        return tf_keras.applications.MobileNet(input_tensor=input_tensor, include_top=False, alpha=alpha,
                                                weights=keras_weights)
     except Exception as err:  # Keras raises a bare Exception when the download fails
         if keras_weights is None:
@@ -67,7 +57,42 @@ def build_model(input_size: int = 224, alpha: float = 1.0, weights: str = "image
                                f"({' '.join(str(err).split())[:200]}) — delete or replace the file, "
                                f"or pass --weights none") from None
         raise
-    mobilenet_layers = base.layers[2:]  # after the input and the rescaling layer
+
+
+def build_model(input_size: int = 224, alpha: float = 1.0, weights: str = "imagenet",
+                unfreeze: int = 10, dropout: float = 0.0, grey: bool = False) -> tf_keras.Model:
+    """MobileNet V1 classifier for (None, input_size, input_size, 3) float pixels 0..255 →
+    (None, 2) softmax [p_real, p_fake].
+
+    weights: "imagenet" (Keras' own download/cache path), "none" (random init) or a path to a
+    no-top .h5 weights file. The last `unfreeze` layers of MobileNet are trainable, the rest
+    frozen (frozen batch-norm layers run in inference mode); the head is always trainable.
+
+    grey: MobileNet sees the image's luma in all three channels (a fixed 1×1 convolution), so
+    colour cannot separate the classes and a greyscale copy of a photo gets the photo's score:
+    invariance by construction where augmentation only makes it likely.
+    """
+    inputs = tf_keras.Input((input_size, input_size, 3), name="image")
+    scaled = tf_keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
+    if grey:  # after the rescaling, which commutes with it: the luma weights sum to 1
+        to_grey = tf_keras.layers.Conv2D(3, 1, use_bias=False, trainable=False, name=GREY_LAYER)
+        scaled = to_grey(scaled)
+        to_grey.set_weights([np.tile(np.array(LUMA, np.float32)[None, None, :, None], (1, 1, 1, 3))])
+    keras_weights = None if weights in ("none", "", None) else weights
+    if keras_weights not in (None, "imagenet") and not Path(keras_weights).is_file():
+        raise WeightsError(f"{keras_weights}: weights file not found — pass an existing .h5 path, 'imagenet' or 'none'")
+    if keras_weights == "imagenet":
+        imagenet_weights_file(alpha, input_size)  # validates alpha before Keras tries to fetch
+    if grey:  # Keras loads weights by layer order, and the grey layer has one of its own: copy them by name
+        base = _mobilenet(scaled, alpha, None, input_size)
+        if keras_weights is not None:
+            pretrained = _mobilenet(tf_keras.Input((input_size, input_size, 3)), alpha, keras_weights, input_size)
+            for layer in pretrained.layers:
+                if layer.weights:
+                    base.get_layer(layer.name).set_weights(layer.get_weights())
+    else:
+        base = _mobilenet(scaled, alpha, keras_weights, input_size)
+    mobilenet_layers = base.layers[3 if grey else 2:]  # after the input, the rescaling and the grey layers
     if unfreeze > len(mobilenet_layers):
         raise ValueError(f"unfreeze={unfreeze} exceeds MobileNet's {len(mobilenet_layers)} layers")
     for i, layer in enumerate(mobilenet_layers):
@@ -82,7 +107,7 @@ def build_model(input_size: int = 224, alpha: float = 1.0, weights: str = "image
 
 def mobilenet_trainable_count(model: tf_keras.Model) -> int:
     """How many MobileNet layers (head excluded) are trainable."""
-    head = {FEATURES_LAYER, "dropout", "real_fake", "image", "to_unit_range"}
+    head = {FEATURES_LAYER, "dropout", "real_fake", "image", "to_unit_range", GREY_LAYER}
     return sum(1 for layer in model.layers if layer.name not in head and layer.trainable)
 
 

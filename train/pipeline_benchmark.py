@@ -87,7 +87,8 @@ def build_trainer(cfg):
 
     from train.model import build_model, split_frozen_trunk
 
-    model = build_model(cfg.model.input_size, cfg.model.alpha, "none", cfg.model.unfreeze, cfg.model.dropout)
+    model = build_model(cfg.model.input_size, cfg.model.alpha, "none", cfg.model.unfreeze, cfg.model.dropout,
+                        grey=cfg.model.grey)
     trunk, tail = split_frozen_trunk(model)
     whole = tf_keras.Model(model.input, tail(trunk(model.input)))
     whole.compile(optimizer=tf_keras.optimizers.Adam(cfg.optim.learning_rate), loss="sparse_categorical_crossentropy")

@@ -305,7 +305,8 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     val_recs = select(records, cfg.data.sources, ["val"], cfg.data.max_per_source)
     require_both_classes(data, cfg, [r.y for r in train_recs], [r.y for r in val_recs])
     make_folder(work / "checkpoints")  # an unusable --out or missing weights fail before the slow part
-    model = build_model(cfg.model.input_size, cfg.model.alpha, cfg.model.weights, cfg.model.unfreeze, cfg.model.dropout)
+    model = build_model(cfg.model.input_size, cfg.model.alpha, cfg.model.weights, cfg.model.unfreeze, cfg.model.dropout,
+                        grey=cfg.model.grey)
     trunk, tail = split_frozen_trunk(model)
     val_inputs = ViewInputs(cfg, val_recs, "val images", augment=False)
     train_inputs = ViewInputs(cfg, train_recs, "train images", augment=True)
@@ -363,7 +364,8 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     val_ds = shard_by_data(tf.data.Dataset.from_tensor_slices((v_fit, y_val, w_val)).batch(global_batch))
 
     with placement.strategy.scope():  # the trained copy's variables live on every replica
-        replica_model = build_model(cfg.model.input_size, cfg.model.alpha, "none", cfg.model.unfreeze, cfg.model.dropout)
+        replica_model = build_model(cfg.model.input_size, cfg.model.alpha, "none", cfg.model.unfreeze, cfg.model.dropout,
+                        grey=cfg.model.grey)
         replica_model.set_weights(model.get_weights())
         replica_trunk, replica_tail = split_frozen_trunk(replica_model)
         fit_model = replica_tail if cfg.optim.cache_trunk else tf_keras.Model(
