@@ -44,7 +44,9 @@ class TfliteModel:
     """A loaded .tflite classifier: `probabilities(x)` maps uint8 images (N, S, S, 3) to float
     softmax rows (N, 2), quantising the input and dequantising the output as the file says."""
 
-    def __init__(self, model: str | Path | bytes, num_threads: int = 1):
+    def __init__(self, model: str | Path | bytes, num_threads: int = 1, keep_tensors: bool = False):
+        """keep_tensors: every intermediate tensor stays readable after `invoke` (for
+        `benchmark.layer_error`; more memory, debugging only)."""
         content = model if isinstance(model, (bytes, bytearray)) else read_regular(model, MAX_MODEL_BYTES, "model file")
         where = "<model bytes>" if isinstance(model, (bytes, bytearray)) else str(model)
         declared = declared_tensor_bytes(bytes(content))
@@ -52,7 +54,8 @@ class TfliteModel:
             raise _model_error(f"{where}: its tensors would take {declared / 2**30:,.1f} GiB (limit "
                                f"{MAX_TENSOR_BYTES / 2**30:g} GiB) — the file is damaged or not a phone model")
         try:
-            self.interpreter = Interpreter(model_content=bytes(content), num_threads=num_threads)
+            self.interpreter = Interpreter(model_content=bytes(content), num_threads=num_threads,
+                                           experimental_preserve_all_tensors=keep_tensors)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:  # a damaged graph: refused at load or at allocation
             raise _model_error(f"{where}: the interpreter cannot load it ({' '.join(str(err).split())[:300]}) — "

@@ -23,6 +23,7 @@ COMMANDS = {
     "benchmark.threshold": ["--model", "--target"],
     "benchmark.audit": ["--protocol", "--input_size"],
     "benchmark.faces": ["--per_source"],
+    "benchmark.layer_error": ["--float", "--quantised", "--images"],
 }
 
 # (command and arguments, words of the one error line)
