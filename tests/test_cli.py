@@ -60,6 +60,7 @@ USAGE_MISTAKES = [
     (("benchmark.predict_speed", "--model", "m.tflite", "--repeats", "0", "a.jpg"), "flag --repeats=0"),
     (("benchmark.threshold", "--model", "m.tflite", "--target", "fpr=2"), "the false-positive rate must be"),
     (("benchmark.threshold", "--model", "m.tflite", "--target", "best"), "unknown threshold target 'best'"),
+    (("benchmark.layer_error", "--float", "m.tflite"), "--float and --quantised are required"),
     (("benchmark.audit", "--input_size", "0"), "flag --input_size=0"),
     (("benchmark.audit", "stray"), "unexpected arguments: stray"),
     (("benchmark.faces", "--per_source", "0"), "flag --per_source=0"),
