@@ -19,7 +19,7 @@ import numpy as np
 from absl import app, flags
 
 from convert.metadata import MetadataError, read_model_info
-from convert.runtime import TfliteModel
+from convert.runtime import TfliteModel, dequantise
 from train.cli import main_entry, run_main
 from train.data import DataError, load_records, preprocess_records, select
 
@@ -65,12 +65,7 @@ class _Activations:
 
     def run(self, image: np.ndarray) -> dict[tuple[str, str], np.ndarray]:
         self.model.invoke(image)
-        out = {}
-        for key, d in self.tensors.items():
-            t = self.interpreter.get_tensor(d["index"])
-            scale, zero = d["quantization"]
-            out[key] = (t.astype(np.float32) - zero) * scale if scale else t.astype(np.float32)
-        return out
+        return {key: dequantise(self.interpreter.get_tensor(d["index"]), d) for key, d in self.tensors.items()}
 
 
 def layer_errors(float_path: str, quantised_path: str, data: str, split: str = "val",

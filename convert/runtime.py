@@ -40,6 +40,15 @@ def declared_tensor_bytes(content: bytes) -> int:
         return 0
 
 
+def dequantise(values: np.ndarray, details: dict) -> np.ndarray:
+    """A tensor's values as float32, by its interpreter details (an integer tensor carries a scale
+    and zero point; a float one has scale 0)."""
+    scale, zero = details["quantization"]
+    if values.dtype == np.float32 or not scale:
+        return values.astype(np.float32)
+    return ((values.astype(np.float32) - zero) * scale).astype(np.float32)
+
+
 class TfliteModel:
     """A loaded .tflite classifier: `probabilities(x)` maps uint8 images (N, S, S, 3) to float
     softmax rows (N, 2), quantising the input and dequantising the output as the file says."""
@@ -75,10 +84,7 @@ class TfliteModel:
         return np.clip(np.rint(x.astype(np.float64) / scale + zero), info.min, info.max).astype(dtype)
 
     def _dequantise(self, y: np.ndarray) -> np.ndarray:
-        if self.output["dtype"] == np.float32:
-            return y.astype(np.float32)
-        scale, zero = self.output["quantization"]
-        return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
+        return dequantise(y, self.output)
 
     def invoke(self, image: np.ndarray) -> np.ndarray:
         """One image (S, S, 3) → its raw output row; used by latency measurements."""

@@ -117,7 +117,8 @@ def _fix16(x: float) -> int:
     return int(x * (1 << SCALEBITS) + 0.5)
 
 
-RGB_TO_YCC = np.array([[_fix16(0.29900), _fix16(0.58700), _fix16(0.11400)],
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma weights: JPEG's Y, PIL's convert("L"), train.model's grey layer
+RGB_TO_YCC = np.array([[_fix16(LUMA[0]), _fix16(LUMA[1]), _fix16(LUMA[2])],
                        [-_fix16(0.16874), -_fix16(0.33126), _fix16(0.5)],
                        [_fix16(0.5), -_fix16(0.41869), -_fix16(0.08131)]])
 # Rounding constants once 128 is taken off every sample (libjpeg's CBCR_OFFSET cancels it):

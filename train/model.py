@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
+from ela.libjpeg import LUMA
 import numpy as np
 import tf_keras
 
@@ -19,7 +20,6 @@ class WeightsError(RuntimeError):
 
 FEATURES_LAYER = "pool"  # the pooled MobileNet features, before dropout and the 2-way head
 GREY_LAYER = "to_grey"  # with grey=True: luma in all three channels, before MobileNet
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the weights PIL's convert("L") uses (ela.perturb.greyscale)
 
 
 def keras_weights_dir() -> Path:
