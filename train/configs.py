@@ -73,12 +73,16 @@ class OptimConfig:
     epochs: int = 10
     batch_size: int = 32
     cache_trunk: bool = True  # compute the frozen layers once per image (same result, much faster)
+    consistency: float = 0.0  # > 0: train on two augmented views per image, this weight × their JS divergence
+    # added to the loss (train/consistency.py); epoch e then reads views 2e and 2e+1
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not self.consistency >= 0:
+            raise ValueError(f"consistency is a loss weight: 0 (off) or positive, got {self.consistency}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

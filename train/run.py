@@ -4,7 +4,9 @@ self-describing run folder.
 
 With augmentation (`cfg.data.augment`), each training image is decoded and augmented `views` times
 (train.augment: a pure function of seed, view and content) and epoch e trains on view e % views;
-without it there is one view, the image as it is. The loss can weight each class, and each
+without it there is one view, the image as it is. With `cfg.optim.consistency`, epoch e trains on
+views 2e and 2e + 1 of each image at once, with a loss that asks both for the same verdict
+(train/consistency.py). The loss can weight each class, and each
 source within a class, equally (`cfg.data.balance`), so neither a fake-heavy nor a real-heavy dataset
 turns into "one class by default", and no single collection defines what "real" looks like; and
 so that the content of a photo (who is in it, how it is framed) does not tell the classes apart
@@ -41,6 +43,7 @@ import tensorflow as tf
 import tf_keras
 
 from ela import __version__
+from train import consistency
 from train.configs import TrainConfig, with_fields
 from train.content_balance import content_balance
 from train.augment import augmented
@@ -170,21 +173,26 @@ class EpochBackup(tf_keras.callbacks.Callback):
 
 
 def epoch_batches(views: np.ndarray, y: np.ndarray, w: np.ndarray, batch: int, seed: int, first_epoch: int,
-                  epochs: int) -> tf.data.Dataset:
+                  epochs: int, paired: bool = False) -> tf.data.Dataset:
     """Global batches (x, y, sample weight) of epochs first_epoch..epochs-1 from `views`
     (V, N, ...): epoch e reads view e % V, in its own order drawn from (seed, epoch), so a
-    resumed run sees the batches the uninterrupted run would have. Batches are gathered from
-    the arrays in place (a tf.data graph would hold copies of several GiB of activations)."""
+    resumed run sees the batches the uninterrupted run would have. `paired`: x is (B, 2, ...),
+    each image in views 2e % V and (2e + 1) % V, so e paired epochs read the views that 2e
+    unpaired ones would. Batches are gathered from the arrays in place (a tf.data graph would
+    hold copies of several GiB of activations)."""
     def batches():
         for epoch in range(first_epoch, epochs):
             order = tf.random.experimental.stateless_shuffle(
                 tf.range(len(y), dtype=tf.int64), seed=tf.constant([seed, epoch], tf.int64)).numpy()
-            x = views[epoch % len(views)]
             for start in range(0, len(order), batch):
                 i = order[start:start + batch]
-                yield x[i], y[i], w[i]
-    spec = (tf.TensorSpec((None,) + views.shape[2:], views.dtype), tf.TensorSpec((None,), tf.int64),
-            tf.TensorSpec((None,), tf.float32))
+                if paired:
+                    yield np.stack([views[2 * epoch % len(views)][i], views[(2 * epoch + 1) % len(views)][i]], 1), \
+                        y[i], w[i]
+                else:
+                    yield views[epoch % len(views)][i], y[i], w[i]
+    shape = ((None, 2) if paired else (None,)) + views.shape[2:]
+    spec = (tf.TensorSpec(shape, views.dtype), tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None,), tf.float32))
     return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
 
 
@@ -359,9 +367,11 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     timing = {"decode_val_s": round(val_inputs.decode_seconds, 1),
               "decode_augment_train_s": round(train_inputs.decode_seconds, 1), "trunk_s": round(trunk_seconds, 1),
               **content_timing}
+    paired = cfg.optim.consistency > 0
     train_ds = shard_by_data(epoch_batches(fit_views, y_train, w_train, global_batch, cfg.seed, first_epoch,
-                                           cfg.optim.epochs))
-    val_ds = shard_by_data(tf.data.Dataset.from_tensor_slices((v_fit, y_val, w_val)).batch(global_batch))
+                                           cfg.optim.epochs, paired))
+    val_ds = tf.data.Dataset.from_tensor_slices((v_fit, y_val, w_val))
+    val_ds = shard_by_data((val_ds.map(consistency.twice) if paired else val_ds).batch(global_batch))
 
     with placement.strategy.scope():  # the trained copy's variables live on every replica
         replica_model = build_model(cfg.model.input_size, cfg.model.alpha, "none", cfg.model.unfreeze, cfg.model.dropout,
@@ -370,12 +380,18 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
         replica_trunk, replica_tail = split_frozen_trunk(replica_model)
         fit_model = replica_tail if cfg.optim.cache_trunk else tf_keras.Model(
             replica_model.input, replica_tail(replica_trunk(replica_model.input)), name="whole_model")
+        if paired:
+            fit_model = consistency.paired_model(fit_model)
         learning_rate = summary["training"]["learning_rate"]
         if cfg.optim.lr_schedule == "cosine":  # a function of the optimizer's step count, so a resumed run follows it too
             learning_rate = tf_keras.optimizers.schedules.CosineDecay(learning_rate, steps * cfg.optim.epochs)
         optimizer = tf_keras.optimizers.Adam(learning_rate)
-        fit_model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                          weighted_metrics=["accuracy"])
+        if paired:
+            fit_model.compile(optimizer=optimizer, loss=consistency.paired_loss(cfg.optim.consistency),
+                              weighted_metrics=[consistency.accuracy])
+        else:
+            fit_model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                              weighted_metrics=["accuracy"])
         optimizer.build(fit_model.trainable_variables)  # slots exist before a backup is restored into them
         keep_best = KeepBest(fit_model.get_weights(), work / "checkpoints" / "best.weights.h5")
         checkpoint = tf.train.Checkpoint(model=fit_model, optimizer=optimizer, best_loss=keep_best.best_loss,
