@@ -38,6 +38,8 @@ flags.DEFINE_integer("qat_epochs", QAT_EPOCHS, "int8_qat: epochs of quantisation
                      "training split.", lower_bound=1)
 flags.DEFINE_float("qat_learning_rate", QAT_LEARNING_RATE, "int8_qat: Adam learning rate of the quantisation-aware "
                    "training.", lower_bound=1e-12)
+flags.DEFINE_bool("qat_augment", False, "int8_qat: train on the run's own augmented views (one per epoch) "
+                  "instead of the plain training images; needs a run trained with augmentation.")
 flags.DEFINE_string("show", None, "Print the FakeLens metadata of a .tflite file and exit.")
 
 
@@ -60,7 +62,8 @@ def main(argv):
         with output_lock(export_folder(FLAGS.run, FLAGS.out)):
             reports = export_run(FLAGS.run, FLAGS.out, FLAGS.variants, FLAGS.data, FLAGS.threshold,
                                  FLAGS.check_images, FLAGS.ela_in_graph, FLAGS.qat_epochs, FLAGS.qat_learning_rate,
-                                 FLAGS.bake_threshold, FLAGS.calibration_size, FLAGS.mirror_average)
+                                 FLAGS.bake_threshold, FLAGS.calibration_size, FLAGS.mirror_average,
+                                 FLAGS.qat_augment)
         print(format_report(reports))
 
     return run_main(job)

@@ -14,6 +14,12 @@ damage; refitting the labels would be more training instead, and on these small,
 checkpoint training chose. The validation split is scored both ways: decision agreement with
 the float model and accuracy against the labels.
 
+On which images (`augment`): the plain training images by default; or, for a run trained with
+augmentation, one of the run's own augmented views per epoch (the views training made, same
+seeds), with the float model's scores on that view as targets. Distilled on clean images only,
+the quantised model is fitted where the float model is surest; the photos that decide its
+threshold and its probes (re-saved, rescaled, greyscale) are the augmented kind.
+
 How the model is prepared (`quantize_aware`):
 - tfmot has no quantisation rule for the in-graph `Rescaling` ('to_unit_range'); it has no
   weights, so `RescalingConfig` only quantises its output. TFLite turns it into MUL + ADD, whose
@@ -45,6 +51,7 @@ from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer
 from convert.variants import QAT_EPOCHS, QAT_LEARNING_RATE
 from train.configs import TrainConfig
 from train.data import DataError, Record, preprocess_records, select
+from train.run import ViewInputs
 from train.run_folder import seed_everything
 
 PIXEL_RANGE = (0.0, 255.0)  # the input range, so the uint8 input takes raw pixels (scale 1, zero point 0)
@@ -143,11 +150,11 @@ def set_activation_ranges(qat: tf_keras.Model, model: tf_keras.Model, images: np
 
 
 def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[Record], calibration: np.ndarray,
-                        epochs: int = QAT_EPOCHS,
-                        learning_rate: float = QAT_LEARNING_RATE) -> tuple[tf_keras.Model, dict]:
+                        epochs: int = QAT_EPOCHS, learning_rate: float = QAT_LEARNING_RATE,
+                        augment: bool = False) -> tuple[tf_keras.Model, dict]:
     """The QAT copy of the run's `model`, fine-tuned for `epochs` on the run's training split
-    (same sources, cap and preprocessing as training) to give `model`'s scores, and validated on
-    its val split.
+    (same sources, cap and preprocessing as training; with `augment`, epoch e on the run's
+    augmented view e mod views) to give `model`'s scores, and validated on its val split.
 
     Returns the model, ready for the int8 converter, and a summary for conversion.json. Seeded
     with the run's seed and deterministic ops; the last epoch's weights are kept.
@@ -158,27 +165,38 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
         raise ValueError(f"--qat_learning_rate must be positive, got {learning_rate}")
     started = time.time()
     seed_everything(cfg.seed)
-    prep = cfg.preprocessing()
-    x_train, y_train, *_ = preprocess_records(select(records, cfg.data.sources, ["train"], cfg.data.max_per_source), prep,
-                                              "QAT train images")
-    x_val, y_val, *_ = preprocess_records(select(records, cfg.data.sources, ["val"], cfg.data.max_per_source), prep,
-                                          "QAT val images")
-    if not len(x_train) or not len(x_val):
-        raise DataError(f"QAT needs the training run's train and val images of {', '.join(cfg.data.sources)}; "
-                        f"found {len(x_train)} and {len(x_val)} — pass the run's dataset with --data")
-    x_train, x_val = x_train.astype(np.float32), x_val.astype(np.float32)
-    target, target_val = (model.predict(x, batch_size=cfg.optim.batch_size, verbose=0) for x in (x_train, x_val))
+    train_inputs = ViewInputs(cfg, select(records, cfg.data.sources, ["train"], cfg.data.max_per_source),
+                              "QAT train images", augment=augment)
+    if augment and train_inputs.count == 1:
+        raise ValueError(f"--qat_augment needs a run trained with augmentation; {cfg.name}'s has none")
+    x_val, y_val, *_ = preprocess_records(select(records, cfg.data.sources, ["val"], cfg.data.max_per_source),
+                                          cfg.preprocessing(), "QAT val images")
+    x_val = x_val.astype(np.float32)
+    target_val = model.predict(x_val, batch_size=cfg.optim.batch_size, verbose=0)
     qat = quantize_aware(model)
     set_activation_ranges(qat, model, calibration)
     qat.compile(optimizer=tf_keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
                 metrics=[tf_keras.metrics.CategoricalAccuracy(name="agreement")])  # argmax agrees with float's
-    print(f"QAT: {epochs} epoch(s) at learning rate {learning_rate:g} on {len(x_train)} training images, "
-          f"towards the float model's scores")
-    history = qat.fit(x_train, target, validation_data=(x_val, target_val), epochs=epochs,
-                      batch_size=cfg.optim.batch_size, shuffle=True, verbose=2).history
+    images = "one augmented view per epoch" if augment else "the plain images"
+    view, history, n_train = None, {}, 0
+    for epoch in range(epochs):
+        if view != epoch % train_inputs.count:  # the plain images are loaded once
+            view = epoch % train_inputs.count
+            x_train, kept, _ = train_inputs.view(view)
+            n_train = len(kept)
+            if not n_train or not len(x_val):
+                raise DataError(f"QAT needs the training run's train and val images of {', '.join(cfg.data.sources)}; "
+                                f"found {n_train} and {len(x_val)} — pass the run's dataset with --data")
+            x_train = x_train.astype(np.float32)
+            target = model.predict(x_train, batch_size=cfg.optim.batch_size, verbose=0)
+            if not epoch:
+                print(f"QAT: {epochs} epoch(s) at learning rate {learning_rate:g} on {n_train} training images "
+                      f"({images}), towards the float model's scores")
+        history = qat.fit(x_train, target, validation_data=(x_val, target_val), initial_epoch=epoch, epochs=epoch + 1,
+                          batch_size=cfg.optim.batch_size, shuffle=True, verbose=2).history
     accuracy = lambda p: float(np.mean(p.argmax(1) == y_val))  # noqa: E731
     summary = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": cfg.optim.batch_size,
-               "n_train": int(len(y_train)), "n_val": int(len(y_val)),
+               "augmented_views": augment, "n_train": int(n_train), "n_val": int(len(y_val)),
                "val_agreement": float(history["val_agreement"][-1]),
                "val_accuracy": accuracy(qat.predict(x_val, batch_size=cfg.optim.batch_size, verbose=0)),
                "float_val_accuracy": accuracy(target_val), "wall_seconds": round(time.time() - started, 1)}

@@ -96,3 +96,35 @@ def test_cli_help_names_the_qat_flags_with_the_library_defaults():
     assert proc.returncode == 0 and "int8_qat" in proc.stdout
     assert "--qat_epochs: int8_qat" in proc.stdout and f"(default: '{QAT_EPOCHS}')" in proc.stdout
     assert f"(default: '{QAT_LEARNING_RATE}')" in proc.stdout
+    assert "--[no]qat_augment: int8_qat: train on the run's own augmented views" in proc.stdout
+
+
+def test_qat_on_augmented_views_trains_on_other_images_than_plain_qat(tiny_run, demo_data):
+    """--qat_augment: epoch e reads the run's augmented view e, so the fine-tuned weights differ
+    from plain QAT's (same seed, same start) while the images counted and validated are the same."""
+    from convert.qat import fine_tune_quantized
+    from train.augment import Augmentation
+    from train.configs import with_fields
+    from train.data import load_records, preprocess_records, select
+    run = load_run(tiny_run)
+    records = load_records(demo_data)
+    calibration, *_ = preprocess_records(select(records, None, ["train"])[:8], run.config.preprocessing())
+    with pytest.raises(ValueError, match="--qat_augment needs a run trained with augmentation"):
+        fine_tune_quantized(run.model, run.config, records, calibration, epochs=1, augment=True)
+    cfg = with_fields(run.config, augment=Augmentation(views=2))
+    results = {augment: fine_tune_quantized(run.model, cfg, records, calibration, epochs=2, augment=augment)
+               for augment in (False, True)}
+    (plain, s_plain), (views, s_views) = results[False], results[True]
+    assert s_views["augmented_views"] and not s_plain["augmented_views"]
+    assert s_views["n_train"] == s_plain["n_train"] > 0 and s_views["n_val"] == s_plain["n_val"]
+    assert s_plain["float_val_accuracy"] == s_views["float_val_accuracy"]
+    kernel = lambda m: next(w.numpy() for w in m.trainable_weights if "kernel" in w.name)  # noqa: E731
+    assert not np.allclose(kernel(plain), kernel(views))
+
+
+def test_convert_command_names_qat_augment_only_when_given(tiny_run):
+    from convert.model_card import convert_command
+    run = load_run(tiny_run)
+    with_views = convert_command(run, None, ["int8_qat"], None, 0.5, 100, False, 2, 1e-5, qat_augment=True)
+    assert with_views.endswith("--qat_epochs 2 --qat_learning_rate 1e-05 --qat_augment")
+    assert "--qat_augment" not in convert_command(run, None, ["int8_qat"], None, 0.5, 100, False, 2, 1e-5)
