@@ -178,21 +178,21 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
     qat.compile(optimizer=tf_keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
                 metrics=[tf_keras.metrics.CategoricalAccuracy(name="agreement")])  # argmax agrees with float's
     images = "one augmented view per epoch" if augment else "the plain images"
-    view, history, n_train = None, {}, 0
-    for epoch in range(epochs):
-        if view != epoch % train_inputs.count:  # the plain images are loaded once
-            view = epoch % train_inputs.count
-            x_train, kept, _ = train_inputs.view(view)
-            n_train = len(kept)
-            if not n_train or not len(x_val):
-                raise DataError(f"QAT needs the training run's train and val images of {', '.join(cfg.data.sources)}; "
-                                f"found {n_train} and {len(x_val)} — pass the run's dataset with --data")
-            x_train = x_train.astype(np.float32)
-            target = model.predict(x_train, batch_size=cfg.optim.batch_size, verbose=0)
-            if not epoch:
-                print(f"QAT: {epochs} epoch(s) at learning rate {learning_rate:g} on {n_train} training images "
-                      f"({images}), towards the float model's scores")
-        history = qat.fit(x_train, target, validation_data=(x_val, target_val), initial_epoch=epoch, epochs=epoch + 1,
+    # Augmented: one fit per epoch, each on its view. Plain: one fit of every epoch, as before the option.
+    spans = [(e, e + 1) for e in range(epochs)] if augment else [(0, epochs)]
+    history, n_train = {}, 0
+    for first, end in spans:
+        x_train, kept, _ = train_inputs.view(first % train_inputs.count)
+        n_train = len(kept)
+        if not n_train or not len(x_val):
+            raise DataError(f"QAT needs the training run's train and val images of {', '.join(cfg.data.sources)}; "
+                            f"found {n_train} and {len(x_val)} — pass the run's dataset with --data")
+        x_train = x_train.astype(np.float32)
+        target = model.predict(x_train, batch_size=cfg.optim.batch_size, verbose=0)
+        if not first:
+            print(f"QAT: {epochs} epoch(s) at learning rate {learning_rate:g} on {n_train} training images "
+                  f"({images}), towards the float model's scores")
+        history = qat.fit(x_train, target, validation_data=(x_val, target_val), initial_epoch=first, epochs=end,
                           batch_size=cfg.optim.batch_size, shuffle=True, verbose=2).history
     accuracy = lambda p: float(np.mean(p.argmax(1) == y_val))  # noqa: E731
     summary = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": cfg.optim.batch_size,
