@@ -50,7 +50,7 @@ from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer
 
 from convert.variants import QAT_EPOCHS, QAT_LEARNING_RATE
 from train.configs import TrainConfig
-from train.data import DataError, Record, preprocess_records, select
+from train.data import DataError, Record, select
 from train.run import ViewInputs
 from train.run_folder import seed_everything
 
@@ -149,6 +149,13 @@ def set_activation_ranges(qat: tf_keras.Model, model: tf_keras.Model, images: np
         hi.assign(max(b, 0.0))
 
 
+def require_images(cfg: TrainConfig, n_train: int, n_val: int) -> None:
+    """A one-line DataError, before any work, when the run's train or val images are missing."""
+    if not n_train or not n_val:
+        raise DataError(f"QAT needs the training run's train and val images of {', '.join(cfg.data.sources)}; "
+                        f"found {n_train} and {n_val} — pass the run's dataset with --data")
+
+
 def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[Record], calibration: np.ndarray,
                         epochs: int = QAT_EPOCHS, learning_rate: float = QAT_LEARNING_RATE,
                         augment: bool = False) -> tuple[tf_keras.Model, dict]:
@@ -169,8 +176,10 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
                               "QAT train images", augment=augment)
     if augment and train_inputs.count == 1:
         raise ValueError(f"--qat_augment needs a run trained with augmentation; {cfg.name}'s has none")
-    x_val, y_val, *_ = preprocess_records(select(records, cfg.data.sources, ["val"], cfg.data.max_per_source),
-                                          cfg.preprocessing(), "QAT val images")
+    x_val, val_kept, _ = ViewInputs(cfg, select(records, cfg.data.sources, ["val"], cfg.data.max_per_source),
+                                    "QAT val images", augment=False).view(0)
+    y_val = np.array([r.y for r in val_kept], np.int64)
+    require_images(cfg, len(train_inputs.records), len(x_val))
     x_val = x_val.astype(np.float32)
     target_val = model.predict(x_val, batch_size=cfg.optim.batch_size, verbose=0)
     qat = quantize_aware(model)
@@ -184,9 +193,7 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
     for first, end in spans:
         x_train, kept, _ = train_inputs.view(first % train_inputs.count)
         n_train = len(kept)
-        if not n_train or not len(x_val):
-            raise DataError(f"QAT needs the training run's train and val images of {', '.join(cfg.data.sources)}; "
-                            f"found {n_train} and {len(x_val)} — pass the run's dataset with --data")
+        require_images(cfg, n_train, len(x_val))
         x_train = x_train.astype(np.float32)
         target = model.predict(x_train, batch_size=cfg.optim.batch_size, verbose=0)
         if not first:

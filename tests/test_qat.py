@@ -105,12 +105,14 @@ def test_qat_on_augmented_views_trains_on_other_images_than_plain_qat(tiny_run, 
     from convert.qat import fine_tune_quantized
     from train.augment import Augmentation
     from train.configs import with_fields
-    from train.data import load_records, preprocess_records, select
+    from train.data import DataError, load_records, preprocess_records, select
     run = load_run(tiny_run)
     records = load_records(demo_data)
     calibration, *_ = preprocess_records(select(records, None, ["train"])[:8], run.config.preprocessing())
     with pytest.raises(ValueError, match="--qat_augment needs a run trained with augmentation"):
         fine_tune_quantized(run.model, run.config, records, calibration, epochs=1, augment=True)
+    with pytest.raises(DataError, match=r"QAT needs the training run's train and val images.*found \d+ and 0"):
+        fine_tune_quantized(run.model, run.config, [r for r in records if r.split == "train"], calibration, epochs=1)
     cfg = with_fields(run.config, augment=Augmentation(views=2))
     results = {augment: fine_tune_quantized(run.model, cfg, records, calibration, epochs=2, augment=augment)
                for augment in (False, True)}
