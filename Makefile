@@ -82,20 +82,16 @@ paper: setup weights
 	$(PY) -m benchmark --models $$(ls -d runs/paper/*/export | paste -sd, -) --data $(SHARED)/data --out reports/paper \
 	  --robustness none --invariance none --gradcam 0 --threads 1 --latency_runs 10
 
-# The recommended detector on ../shared/data, its operating point chosen on validation (<= 5% of
-# reals called fake), and the leave-one-generator-out runs: the full benchmark of the detector,
+# The recommended detector on ../shared/data, each file's operating point chosen on validation (<= 5% of
+# every real source called fake), and the leave-one-generator-out runs: the full benchmark of the detector,
 # then the three runs side by side (held-out generators) without the per-image probes.
 FL := runs/fakelens
 fakelens: setup weights
 	@for held in none gan_faces sd21_faces; do run=$(FL)/fakelens_$$held; \
 	  [ -f $$run/model.keras ] || $(PY) -m train --config fakelens --data $(SHARED)/data --out $$run \
 	    $$( [ $$held = none ] || echo --exclude_sources $$held ) || exit 1; \
-	  [ -f $$run/export/conversion.json ] || { \
-	    $(PY) -m convert --run $$run --variants float32 --out $$run/threshold_probe && \
-	    t=$$($(PY) -m benchmark.threshold --model $$run/threshold_probe/$$(basename $$run)_float32.tflite \
-	        --data $(SHARED)/data --target source_fpr=0.05 | sed -n 's/^threshold \([0-9.]*\) .*/\1/p') && \
-	    rm -rf $$run/threshold_probe && \
-	    $(PY) -m convert --run $$run --variants float32,int8 --threshold $$t; } || exit 1; \
+	  [ -f $$run/export/conversion.json ] || \
+	    $(PY) -m convert --run $$run --variants float32,int8 --threshold_target source_fpr=0.05 || exit 1; \
 	done
 	$(PY) -m benchmark --models $(FL)/fakelens_none/export --data $(SHARED)/data --out reports/fakelens
 	$(PY) -m benchmark --models $$(ls -d $(FL)/*/export | paste -sd, -) --data $(SHARED)/data --out reports/fakelens_logo \

@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 from absl import app, flags
 
-from benchmark.metrics import accuracy, parse_target, threshold_for
 from convert.metadata import read_model_info
 from convert.runtime import TfliteModel
 from train.cli import main_entry, run_main
 from train.data import DataError, load_records, preprocess_records, select
+from train.metrics import operating_point, parse_target
 
 
 def choose_threshold(model_path: str, data: str, target: str) -> dict:
@@ -29,15 +29,7 @@ def choose_threshold(model_path: str, data: str, target: str) -> dict:
     if len(set(y.tolist())) < 2:
         raise DataError(f"{data}: the validation split of {', '.join(sources)} needs real and fake images")
     score = TfliteModel(model_path).probabilities(x)[:, 1]
-    source = np.array([r.source for r in kept])
-    threshold = threshold_for(y, score, target, source)
-    at = accuracy(y, score, threshold)
-    fake = score >= threshold
-    fpr = float((fake & (y == 0)).sum() / (y == 0).sum())
-    tpr = float((fake & (y == 1)).sum() / (y == 1).sum())
-    by_source = {s: float(fake[source == s].mean()) for s in sorted(set(source.tolist()))}
-    return {"threshold": threshold, "target": target, "n": at["n"], "val_accuracy": at["accuracy"],
-            "val_fpr": fpr, "val_tpr": tpr, "called_fake_by_source": by_source, "skipped": len(skipped)}
+    return {**operating_point(y, score, target, np.array([r.source for r in kept])), "skipped": len(skipped)}
 
 
 FLAGS = flags.FLAGS

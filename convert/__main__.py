@@ -6,6 +6,7 @@ Examples:
   python -m convert --run runs/gan_ela --variants float32,int8,int8_qat --qat_epochs 2
   python -m convert --run runs/fakelens --variants int8 --threshold 0.62 --bake_threshold
   python -m convert --run runs/fakelens --variants float32,int8 --mirror_average
+  python -m convert --run runs/fakelens --variants float32,int8_qat --threshold_target source_fpr=0.05
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from absl import app, flags
 
 from convert.variants import CALIBRATION_SIZE, DEFAULT_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE, VARIANTS, check_variants
 from train.cli import main_entry, run_main
+from train.metrics import parse_target
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run", None, "Training run folder (from `python -m train`).")
@@ -22,6 +24,10 @@ flags.DEFINE_list("variants", list(DEFAULT_VARIANTS), f"Which of {','.join(VARIA
 flags.DEFINE_string("data", None, "Dataset for calibration and checks (default: the run's own).")
 flags.DEFINE_float("threshold", 0.5, "Score threshold written into the metadata: fake when p(fake) >= it "
                    "(strictly between 0 and 1).", lower_bound=1e-9, upper_bound=1 - 1e-9)
+flags.DEFINE_string("threshold_target", None, "Instead of --threshold: choose each file's threshold on its own "
+                    "scores on the run's validation split, as benchmark.threshold --target does: 'balanced', "
+                    "'fpr=<rate>' or 'source_fpr=<rate>' (e.g. source_fpr=0.05: at most 5% of every real source "
+                    "called fake). A quantised file (int8_qat) then gets its own operating point in one run.")
 flags.DEFINE_bool("bake_threshold", False, "Fold --threshold into the last layer, so that the top class is the "
                   "decision in any client (MediaPipe, Task Library): p(fake) >= 0.5 exactly when the unbaked "
                   "p(fake) >= threshold. The metadata's threshold becomes 0.5; files are named *_baked_*.")
@@ -48,8 +54,14 @@ def main(argv):
         raise app.UsageError("--run is required: the training run folder to convert (or --show MODEL)")
     try:
         check_variants(FLAGS.variants, FLAGS.ela_in_graph)
+        if FLAGS.threshold_target is not None:
+            parse_target(FLAGS.threshold_target)
     except ValueError as err:
         raise app.UsageError(str(err)) from None
+    if FLAGS.threshold_target is not None and FLAGS["threshold"].present:
+        raise app.UsageError("give --threshold or --threshold_target, not both")
+    if FLAGS.threshold_target is not None and FLAGS.bake_threshold:
+        raise app.UsageError("--bake_threshold needs a --threshold: choose it first with python -m benchmark.threshold")
 
     def job():
         import json
@@ -63,7 +75,7 @@ def main(argv):
             reports = export_run(FLAGS.run, FLAGS.out, FLAGS.variants, FLAGS.data, FLAGS.threshold,
                                  FLAGS.check_images, FLAGS.ela_in_graph, FLAGS.qat_epochs, FLAGS.qat_learning_rate,
                                  FLAGS.bake_threshold, FLAGS.calibration_size, FLAGS.mirror_average,
-                                 FLAGS.qat_augment)
+                                 FLAGS.qat_augment, FLAGS.threshold_target)
         print(format_report(reports))
 
     return run_main(job)

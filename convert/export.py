@@ -12,6 +12,7 @@ beside the files and packed into each.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -35,6 +36,7 @@ from convert.variants import (CALIBRATION_SIZE, DEFAULT_VARIANTS, FLOAT_TAIL_OPS
                               QAT_LEARNING_RATE, REFERENCE, agreement, check_variants, shift_warnings,
                               source_shift, variant)
 from train.data import DataError, Record, load_records, preprocess_records, select
+from train.metrics import operating_point, parse_target
 from train.io import atomic_write_bytes, atomic_write_json, atomic_write_text, make_folder
 from train.run_folder import Run, RunError, load_run
 
@@ -117,7 +119,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                threshold: float = 0.5, check_images: int = 100, ela_in_graph: bool = False,
                qat_epochs: int = QAT_EPOCHS, qat_learning_rate: float = QAT_LEARNING_RATE,
                bake: bool = False, calibration_size: int = CALIBRATION_SIZE,
-               mirror_average: bool = False, qat_augment: bool = False) -> list[dict]:
+               mirror_average: bool = False, qat_augment: bool = False,
+               threshold_target: str | None = None) -> list[dict]:
     """Convert the run in `folder` to each variant under `out` (default folder/export).
 
     With `ela_in_graph` the model computes ELA itself (exactly as `ela.error_level`), takes the
@@ -133,11 +136,22 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     With `mirror_average` the score is the mean (in logits) over the image and its mirror image
     (convert/mirror.py): one more forward pass, no decision that a mirrored copy can change; the
     files get "_mirror" in their names. Choose the threshold on such an export, not the plain one.
+    With `threshold_target` (e.g. "source_fpr=0.05", as `benchmark.threshold --target` takes it)
+    each file's threshold is chosen on its own scores on the run's validation split, the way
+    `python -m benchmark.threshold` would choose it, instead of `threshold`: a quantised export
+    whose scores sit lower than float32's at the same ranking (QAT's do) gets its own operating
+    point in one conversion, not in a second one (a second QAT costs minutes).
     """
     specs = check_variants(variants, ela_in_graph)
     if mirror_average and any(v.needs_training for v in specs):
         raise ValueError("--mirror_average cannot be combined with int8_qat: quantisation-aware training "
                          "fine-tunes the plain classifier; export int8_qat without it")
+    if threshold_target is not None:
+        parse_target(threshold_target)  # a ValueError that says what to write, before any work
+        if bake:
+            raise ValueError("--threshold_target chooses each file's threshold after converting, --bake_threshold "
+                             "folds one into the weights before: choose it first (python -m benchmark.threshold) "
+                             "and pass it as --threshold")
     if calibration_size < 1:
         raise ValueError(f"--calibration_size must be at least 1, got {calibration_size}")
     run = load_run(folder)
@@ -165,6 +179,13 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
         calibration, *_ = preprocess_records(calib_recs, input_prep, "calibration images")
     val, _, val_kept, _ = preprocess_records(interleave(select(records, cfg.data.sources, ["val"]), check_images),
                                              input_prep, "check images")
+    if threshold_target is not None:  # the images benchmark.threshold would choose on
+        op_x, op_y, op_kept, _ = preprocess_records(select(records, cfg.data.sources, ["val"]), input_prep,
+                                                    "validation images (threshold)")
+        if len(set(op_y.tolist())) < 2:
+            raise DataError(f"{data}: --threshold_target needs real and fake validation images of "
+                            f"{', '.join(cfg.data.sources)}")
+        op_sources = np.array([r.source for r in op_kept])
 
     reports, p_fake, pending = [], [], []  # pending: written once the card inside each is known
     with converters_of(model) as new_converter:
@@ -194,10 +215,17 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                 converted = to_tflite(new_converter, spec.name, calibration)
             path = out / f"{name}.tflite"
             tfl = TfliteModel(converted)  # checked before its metadata, which is written once the card is known
-            report = {"variant": spec.name, "path": str(path),
+            report = {"variant": spec.name, "path": str(path), "threshold": info.threshold,
                       "input_dtype": np.dtype(tfl.input["dtype"]).name,
                       "output_dtype": np.dtype(tfl.output["dtype"]).name,
                       "float_ops": sorted(set(float_ops(converted)))}
+            if threshold_target is not None:
+                report["operating_point"] = operating_point(op_y, tfl.probabilities(op_x)[:, 1], threshold_target,
+                                                            op_sources)
+                report["threshold"] = report["operating_point"]["threshold"]
+                info = dataclasses.replace(info, threshold=report["threshold"])
+                print(f"{spec.name}: threshold {report['threshold']:.6f} for {threshold_target} on "
+                      f"{len(op_y)} validation images")
             if qat_summary:
                 report["qat"] = qat_summary
             if bake:
@@ -210,16 +238,17 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
             p_fake.append(tfl.probabilities(val)[:, 1])
             pending.append((path, converted, info))
     # One run and kind here: the reference is this export's float32, wherever --variants put it.
-    p_ref = next((p for report, p in zip(reports, p_fake) if report["variant"] == REFERENCE), None)
+    p_ref, t_ref = next(((p, report["threshold"]) for report, p in zip(reports, p_fake)
+                         if report["variant"] == REFERENCE), (None, None))
     if p_ref is not None and len(val):
         for report, p in zip(reports, p_fake):
-            report["vs_float32"] = agreement(p_ref, p, info_threshold, info_threshold)
-            report["by_source"] = source_shift([r.source for r in val_kept], p_ref, p, info_threshold)
+            report["vs_float32"] = agreement(p_ref, p, t_ref, report["threshold"])
+            report["by_source"] = source_shift([r.source for r in val_kept], p_ref, p, t_ref, report["threshold"])
     card_info = ModelInfo(name=run.name, preprocessing=prep, config=cfg.name, threshold=info_threshold,
                           ela_in_graph=ela_in_graph, baked_threshold=threshold if bake else None,
                           mirror_average=mirror_average, description=f"FakeLens {cfg.description}")
     command = convert_command(run, out_arg, variants, data_arg, threshold, check_images, ela_in_graph, qat_epochs,
-                              qat_learning_rate, bake, calibration_size, mirror_average, qat_augment)
+                              qat_learning_rate, bake, calibration_size, mirror_average, qat_augment, threshold_target)
     card = export_card(run, records, data, card_info, reports, out, command)
     for (path, converted, info), report in zip(pending, reports):
         model_bytes = write_metadata(converted, info, card)

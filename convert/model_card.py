@@ -73,6 +73,7 @@ class VariantCheck:
     mean_abs_diff: float | None = None
     max_abs_diff: float | None = None
     warnings: tuple[str, ...] = ()  # sources whose share called fake moved (variants.shift_warnings)
+    threshold: float | None = None  # the decision threshold in this file's metadata
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class CardFacts:
     audit: FormatVerdict | None  # None: the data has no test split of the training sources
     train_command: str | None  # None: the run's config is not a named config
     convert_command: str
+    threshold_target: str | None = None  # each file's threshold was chosen on validation for this target
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence], align: str = "") -> list[str]:
@@ -161,7 +163,8 @@ def _data_section(d: DataFacts) -> list[str]:
     return lines
 
 
-def _preprocessing_section(info: ModelInfo, checks: Sequence[VariantCheck]) -> list[str]:
+def _preprocessing_section(info: ModelInfo, checks: Sequence[VariantCheck], threshold_target: str | None = None
+                           ) -> list[str]:
     prep = info.preprocessing
     size = prep.input_size
     dtypes = ", ".join(f"{c.variant} export: {c.input_dtype} input" for c in checks)
@@ -185,7 +188,12 @@ def _preprocessing_section(info: ModelInfo, checks: Sequence[VariantCheck]) -> l
     if info.mirror_average:
         lines.append("- Mirror average: the model scores the image and its left-right mirror image and averages "
                      "the two (as logits), so a mirrored photo gets exactly the same score.")
-    lines.append(f"- Output: softmax over {list(info.labels)}; the decision is fake when p(fake) ≥ {info.threshold:g}"
+    if threshold_target is None:
+        decision = f"p(fake) ≥ {info.threshold:g}"
+    else:
+        decision = (f"p(fake) ≥ its own file's threshold, chosen on the validation split for {threshold_target}: "
+                    + ", ".join(f"{c.variant} {c.threshold:g}" for c in checks))
+    lines.append(f"- Output: softmax over {list(info.labels)}; the decision is fake when {decision}"
                  + (f" (threshold {info.baked_threshold:g} baked into the last layer: any client's top class is the "
                     f"decision)." if info.baked_threshold is not None else "."))
     return lines
@@ -201,8 +209,8 @@ def _validation_section(run: str, v: Validation, checks: Sequence[VariantCheck])
              f"{weighted}; ROC AUC {auc}.", ""]
     checked = [c for c in checks if c.n and c.variant != REFERENCE]
     if checked:
-        lines += ["Each export against the float32 export, on validation images (convert's check; the threshold as "
-                  "above):", ""]
+        lines += ["Each export against the float32 export, on validation images (convert's check; each file at its "
+                  "threshold above):", ""]
         lines += _table(["variant", "input / output", "n", "decisions agree with float32", "mean |Δp(fake)|",
                          "max |Δp(fake)|"],
                         [[c.variant, f"{c.input_dtype} / {c.output_dtype}", c.n, f"{c.decision_agreement:.3f}",
@@ -282,7 +290,7 @@ def render_card(facts: CardFacts) -> str:
              f"packed into each of their .tflite files as `{CARD_FILE}`.", ""]
     lines += _intended_use() + [""]
     lines += _data_section(facts.data) + [""]
-    lines += _preprocessing_section(info, facts.checks) + [""]
+    lines += _preprocessing_section(info, facts.checks, facts.threshold_target) + [""]
     lines += _validation_section(facts.run, facts.validation, facts.checks) + [""]
     lines += _audit_section(facts.audit, facts.data) + [""]
     lines += _failure_section(facts.data) + [""]
@@ -347,7 +355,7 @@ def train_command(run: Run) -> str | None:
 def convert_command(run: Run, out: str | Path | None, variants: Sequence[str], data: str | None, threshold: float,
                     check_images: int, ela_in_graph: bool, qat_epochs: int, qat_learning_rate: float,
                     bake: bool = False, calibration_size: int = CALIBRATION_SIZE, mirror_average: bool = False,
-                    qat_augment: bool = False) -> str:
+                    qat_augment: bool = False, threshold_target: str | None = None) -> str:
     """`python -m convert ...` with the settings of this export."""
     args = ["python", "-m", "convert", "--run", str(run.folder)]
     if out is not None:
@@ -355,7 +363,8 @@ def convert_command(run: Run, out: str | Path | None, variants: Sequence[str], d
     args += ["--variants", ",".join(variants)]
     if data is not None:
         args += ["--data", str(data)]
-    args += ["--threshold", f"{threshold:g}", "--check_images", str(check_images)]
+    args += ["--threshold_target", threshold_target] if threshold_target else ["--threshold", f"{threshold:g}"]
+    args += ["--check_images", str(check_images)]
     if ela_in_graph:
         args.append("--ela_in_graph")
     if bake:
@@ -378,10 +387,12 @@ def export_card(run: Run, records: Sequence[Record], data: str | Path, info: Mod
     validation = Validation(int(result["n_val"]), float(result["val_accuracy"]), result.get("val_auc"),
                             run.config.data.balance)
     checks = tuple(VariantCheck(r["variant"], r["input_dtype"], r["output_dtype"], **r.get("vs_float32", {}),
-                                warnings=tuple(shift_warnings(r["variant"], r.get("by_source", {}))))
+                                warnings=tuple(shift_warnings(r["variant"], r.get("by_source", {}))),
+                                threshold=r.get("threshold"))
                    for r in reports)
+    target = next((r["operating_point"]["target"] for r in reports if "operating_point" in r), None)
     facts = CardFacts(run.name, info, run.config.data.protocol, tuple(Path(r["path"]).stem for r in reports),
                       tuple(r["variant"] for r in reports), str(export_folder),
                       data_facts(records, data, run), validation, checks, format_verdict(records, run),
-                      train_command(run), convert_cmd)
+                      train_command(run), convert_cmd, target)
     return render_card(facts)

@@ -82,12 +82,15 @@ def agreement(p_reference, p_other, threshold_reference: float, threshold_other:
 SOURCE_SHIFT_LIMIT = 0.10  # a move in one source's share called fake worth a warning (2 of ~17 check images)
 
 
-def source_shift(sources, p_reference, p_other, threshold: float) -> dict[str, dict]:
+def source_shift(sources, p_reference, p_other, threshold: float, threshold_other: float | None = None
+                 ) -> dict[str, dict]:
     """Per source of the check images: n and the share called fake by the reference and by the other
-    export. Agreement over all images hides a quantised model that fails one kind of photo (an int8
-    export once called half of the studio portraits fake at 0.99 overall agreement)."""
+    export (at `threshold_other` when it has its own, else at `threshold`). Agreement over all
+    images hides a quantised model that fails one kind of photo (an int8 export once called half of
+    the studio portraits fake at 0.99 overall agreement)."""
     sources = np.asarray(sources)
-    fake_ref, fake_other = np.asarray(p_reference) >= threshold, np.asarray(p_other) >= threshold
+    threshold_other = threshold if threshold_other is None else threshold_other
+    fake_ref, fake_other = np.asarray(p_reference) >= threshold, np.asarray(p_other) >= threshold_other
     return {str(s): {"n": int(np.sum(sources == s)), "reference_called_fake": float(np.mean(fake_ref[sources == s])),
                      "called_fake": float(np.mean(fake_other[sources == s]))} for s in sorted(set(sources))}
 

@@ -5,7 +5,7 @@ from convert.export import float_ops
 from convert.metadata import ModelInfo, read_model_info, write_metadata
 from convert.runtime import TfliteModel
 from ela import ElaParams, FormatControl, Preprocessing
-from tests.conftest import TINY_ELA, error_lines, run_cli
+from tests.conftest import TINY_CALIBRATION, TINY_ELA, error_lines, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +169,31 @@ def test_threshold_chosen_on_validation_round_trips_through_metadata(tiny_export
     info = dataclasses.replace(read_model_info(path), threshold=chosen["threshold"],
                                preprocessing=Preprocessing(64))  # the small model's own input size
     assert read_model_info(write_metadata(small_float_model, info)).threshold == chosen["threshold"]
+
+
+def test_threshold_target_gives_each_file_the_threshold_benchmark_threshold_chooses(tiny_run, demo_data, tmp_path):
+    """`convert --threshold_target` chooses each file's operating point on its own validation scores,
+    as `benchmark.threshold --target` does on the finished file: the same threshold, in the
+    metadata, conversion.json and the model card, and the agreement check at each file's own."""
+    import json
+
+    from benchmark.threshold import choose_threshold
+    proc = run_cli("convert", "--run", str(tiny_run), "--out", str(tmp_path), "--variants", "float32,int8",
+                   "--threshold_target", "fpr=0.2", "--check_images", "24", "--calibration_size",
+                   str(TINY_CALIBRATION))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    reports = {r["variant"]: r for r in json.loads((tmp_path / "conversion.json").read_text())}
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    for variant, r in reports.items():
+        chosen = choose_threshold(r["path"], str(demo_data), "fpr=0.2")
+        assert read_model_info(r["path"]).threshold == r["threshold"] == chosen["threshold"]
+        assert r["operating_point"] == {k: v for k, v in chosen.items() if k != "skipped"}
+        assert chosen["val_fpr"] <= 0.2
+        assert f"{variant} {r['threshold']:g}" in card
+    assert "chosen on the validation split for fpr=0.2" in card
+    assert "--threshold_target fpr=0.2" in card and "--threshold " not in card
+    vs = reports["int8"]["vs_float32"]
+    assert vs["n"] == 24 and 0.0 <= vs["decision_agreement"] <= 1.0
 
 
 def test_ela_in_graph_export_matches_python_preprocessing(tiny_run, tiny_export, tiny_ela_in_graph_export, demo_data,
