@@ -73,6 +73,8 @@ class OptimConfig:
     epochs: int = 10
     batch_size: int = 32
     cache_trunk: bool = True  # compute the frozen layers once per image (same result, much faster)
+    cache_float16: bool = False  # keep those activations as float16: half the memory (most of a run's, e.g. 8 views
+    # at 288 px), at a relative rounding of at most 2^-11; each batch is read back as float32
     consistency: float = 0.0  # > 0: train on two augmented views per image, this weight × their JS divergence
     # added to the loss (train/consistency.py); epoch e then reads views 2e and 2e+1
 

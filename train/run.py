@@ -174,8 +174,8 @@ class EpochBackup(tf_keras.callbacks.Callback):
 
 def epoch_batches(views: np.ndarray, y: np.ndarray, w: np.ndarray, batch: int, seed: int, first_epoch: int,
                   epochs: int, paired: bool = False) -> tf.data.Dataset:
-    """Global batches (x, y, sample weight) of epochs first_epoch..epochs-1 from `views`
-    (V, N, ...): epoch e reads view e % V, in its own order drawn from (seed, epoch), so a
+    """Global batches (x as float32, y, sample weight) of epochs first_epoch..epochs-1 from `views`
+    (V, N, ...; float16 with `optim.cache_float16`): epoch e reads view e % V, in its own order drawn from (seed, epoch), so a
     resumed run sees the batches the uninterrupted run would have. `paired`: x is (B, 2, ...),
     each image in views 2e % V and (2e + 1) % V, so e paired epochs read the views that 2e
     unpaired ones would. Batches are gathered from the arrays in place (a tf.data graph would
@@ -187,12 +187,12 @@ def epoch_batches(views: np.ndarray, y: np.ndarray, w: np.ndarray, batch: int, s
             for start in range(0, len(order), batch):
                 i = order[start:start + batch]
                 if paired:
-                    yield np.stack([views[2 * epoch % len(views)][i], views[(2 * epoch + 1) % len(views)][i]], 1), \
-                        y[i], w[i]
+                    x = np.stack([views[2 * epoch % len(views)][i], views[(2 * epoch + 1) % len(views)][i]], 1)
                 else:
-                    yield views[epoch % len(views)][i], y[i], w[i]
+                    x = views[epoch % len(views)][i]
+                yield x.astype(np.float32, copy=False), y[i], w[i]
     shape = ((None, 2) if paired else (None,)) + views.shape[2:]
-    spec = (tf.TensorSpec(shape, views.dtype), tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None,), tf.float32))
+    spec = (tf.TensorSpec(shape, tf.float32), tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None,), tf.float32))
     return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
 
 
@@ -355,7 +355,8 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     v_fit = fit_inputs(trunk, x_val, cfg)
     first = fit_inputs(trunk, x_train, cfg)
     del x_val, x_train
-    fit_views = np.empty((train_inputs.count,) + first.shape, first.dtype)  # filled in place: several GiB
+    fit_views = np.empty((train_inputs.count,) + first.shape,  # filled in place: several GiB
+                         np.float16 if cfg.optim.cache_trunk and cfg.optim.cache_float16 else first.dtype)
     fit_views[0] = first
     del first
     trunk_seconds += time.time() - tick
