@@ -46,6 +46,8 @@ flags.DEFINE_float("qat_learning_rate", QAT_LEARNING_RATE, "int8_qat: Adam learn
                    "training.", lower_bound=1e-12)
 flags.DEFINE_bool("qat_augment", False, "int8_qat: train on the run's own augmented views (one per epoch) "
                   "instead of the plain training images; needs a run trained with augmentation.")
+flags.DEFINE_float("qat_label_weight", 0.0, "int8_qat: share of each image's label in QAT's targets (the rest is the "
+                   "float model's scores; 0 = follow float32 only).", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_string("show", None, "Print the FakeLens metadata of a .tflite file and exit.")
 
 
@@ -75,7 +77,7 @@ def main(argv):
             reports = export_run(FLAGS.run, FLAGS.out, FLAGS.variants, FLAGS.data, FLAGS.threshold,
                                  FLAGS.check_images, FLAGS.ela_in_graph, FLAGS.qat_epochs, FLAGS.qat_learning_rate,
                                  FLAGS.bake_threshold, FLAGS.calibration_size, FLAGS.mirror_average,
-                                 FLAGS.qat_augment, FLAGS.threshold_target)
+                                 FLAGS.qat_augment, FLAGS.threshold_target, FLAGS.qat_label_weight)
         print(format_report(reports))
 
     return run_main(job)

@@ -120,14 +120,15 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                qat_epochs: int = QAT_EPOCHS, qat_learning_rate: float = QAT_LEARNING_RATE,
                bake: bool = False, calibration_size: int = CALIBRATION_SIZE,
                mirror_average: bool = False, qat_augment: bool = False,
-               threshold_target: str | None = None) -> list[dict]:
+               threshold_target: str | None = None, qat_label_weight: float = 0.0) -> list[dict]:
     """Convert the run in `folder` to each variant under `out` (default folder/export).
 
     With `ela_in_graph` the model computes ELA itself (exactly as `ela.error_level`), takes the
     resized RGB image, and only float32 and int8 exist: int8 keeps the ELA in float32 and
     quantises the classifier behind it (float16/dynamic weights would break the ELA's exactness).
     int8_qat fine-tunes the run's model with quantisation-aware training first (`qat_epochs` at
-    `qat_learning_rate`, on the run's augmented views with `qat_augment`, see convert/qat.py);
+    `qat_learning_rate`, on the run's augmented views with `qat_augment`, towards targets with
+    `qat_label_weight` of the labels mixed in, see convert/qat.py);
     it is not available with `ela_in_graph`.
     The integer variants are calibrated on `calibration_size` images of the run's training split.
     With `bake` the threshold is folded into the last layer (convert/bake.py) before converting:
@@ -208,7 +209,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                                                        new_converter())
             elif spec.needs_training:
                 qat_model, qat_summary = fine_tune_quantized(model, cfg, records, calibration, qat_epochs,
-                                                             qat_learning_rate, qat_augment)
+                                                             qat_learning_rate, qat_augment, qat_label_weight)
                 with converters_of(qat_model) as new_qat_converter:
                     converted = to_tflite(new_qat_converter, spec.name, calibration)
             else:
@@ -248,7 +249,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                           ela_in_graph=ela_in_graph, baked_threshold=threshold if bake else None,
                           mirror_average=mirror_average, description=f"FakeLens {cfg.description}")
     command = convert_command(run, out_arg, variants, data_arg, threshold, check_images, ela_in_graph, qat_epochs,
-                              qat_learning_rate, bake, calibration_size, mirror_average, qat_augment, threshold_target)
+                              qat_learning_rate, bake, calibration_size, mirror_average, qat_augment, threshold_target,
+                              qat_label_weight)
     card = export_card(run, records, data, card_info, reports, out, command)
     for (path, converted, info), report in zip(pending, reports):
         model_bytes = write_metadata(converted, info, card)

@@ -355,7 +355,8 @@ def train_command(run: Run) -> str | None:
 def convert_command(run: Run, out: str | Path | None, variants: Sequence[str], data: str | None, threshold: float,
                     check_images: int, ela_in_graph: bool, qat_epochs: int, qat_learning_rate: float,
                     bake: bool = False, calibration_size: int = CALIBRATION_SIZE, mirror_average: bool = False,
-                    qat_augment: bool = False, threshold_target: str | None = None) -> str:
+                    qat_augment: bool = False, threshold_target: str | None = None,
+                    qat_label_weight: float = 0.0) -> str:
     """`python -m convert ...` with the settings of this export."""
     args = ["python", "-m", "convert", "--run", str(run.folder)]
     if out is not None:
@@ -377,6 +378,8 @@ def convert_command(run: Run, out: str | Path | None, variants: Sequence[str], d
         args += ["--qat_epochs", str(qat_epochs), "--qat_learning_rate", f"{qat_learning_rate:g}"]
         if qat_augment:
             args.append("--qat_augment")
+        if qat_label_weight:
+            args += ["--qat_label_weight", f"{qat_label_weight:g}"]
     return shlex.join(args)
 
 

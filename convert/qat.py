@@ -12,7 +12,10 @@ target, cross-entropy to it is the loss), not the labels. QAT is here to undo qu
 damage; refitting the labels would be more training instead, and on these small, noisy runs
 (val accuracy jumps by several points from epoch to epoch in training) it drifts away from the
 checkpoint training chose. The validation split is scored both ways: decision agreement with
-the float model and accuracy against the labels.
+the float model and accuracy against the labels. `label_weight` > 0 mixes the labels into the
+targets (that share of a one-hot label, the rest the float scores; each image weighted as in the
+training loss): for a quantised model that follows float32's ranking but loses fakes near the
+threshold, the labels say which side of it they belong on.
 
 On which images (`augment`): the plain training images by default; or, for a run trained with
 augmentation, one of the run's own augmented views per epoch (the views training made, same
@@ -51,7 +54,7 @@ from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer
 from convert.variants import QAT_EPOCHS, QAT_LEARNING_RATE
 from train.configs import TrainConfig
 from train.data import DataError, Record, select
-from train.run import ViewInputs
+from train.run import ViewInputs, loss_weights
 from train.run_folder import seed_everything
 
 PIXEL_RANGE = (0.0, 255.0)  # the input range, so the uint8 input takes raw pixels (scale 1, zero point 0)
@@ -149,6 +152,12 @@ def set_activation_ranges(qat: tf_keras.Model, model: tf_keras.Model, images: np
         hi.assign(max(b, 0.0))
 
 
+def with_labels(scores: np.ndarray, records: list[Record], label_weight: float) -> np.ndarray:
+    """QAT's targets: the float model's scores, with `label_weight` of each image's one-hot label mixed in."""
+    labels = np.eye(2, dtype=scores.dtype)[[r.y for r in records]]
+    return (1.0 - label_weight) * scores + label_weight * labels
+
+
 def require_images(cfg: TrainConfig, n_train: int, n_val: int) -> None:
     """A one-line DataError, before any work, when the run's train or val images are missing."""
     if not n_train or not n_val:
@@ -158,10 +167,11 @@ def require_images(cfg: TrainConfig, n_train: int, n_val: int) -> None:
 
 def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[Record], calibration: np.ndarray,
                         epochs: int = QAT_EPOCHS, learning_rate: float = QAT_LEARNING_RATE,
-                        augment: bool = False) -> tuple[tf_keras.Model, dict]:
+                        augment: bool = False, label_weight: float = 0.0) -> tuple[tf_keras.Model, dict]:
     """The QAT copy of the run's `model`, fine-tuned for `epochs` on the run's training split
     (same sources, cap and preprocessing as training; with `augment`, epoch e on the run's
-    augmented view e mod views) to give `model`'s scores, and validated on its val split.
+    augmented view e mod views) to give `model`'s scores (mixed with the labels at `label_weight`),
+    and validated on its val split.
 
     Returns the model, ready for the int8 converter, and a summary for conversion.json. Seeded
     with the run's seed and deterministic ops; the last epoch's weights are kept.
@@ -170,6 +180,8 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
         raise ValueError(f"--qat_epochs must be at least 1, got {epochs}")
     if learning_rate <= 0:
         raise ValueError(f"--qat_learning_rate must be positive, got {learning_rate}")
+    if not 0.0 <= label_weight <= 1.0:
+        raise ValueError(f"--qat_label_weight must be in [0, 1], got {label_weight}")
     started = time.time()
     seed_everything(cfg.seed)
     train_inputs = ViewInputs(cfg, select(records, cfg.data.sources, ["train"], cfg.data.max_per_source),
@@ -182,31 +194,36 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
     require_images(cfg, len(train_inputs.records), len(x_val))
     x_val = x_val.astype(np.float32)
     target_val = model.predict(x_val, batch_size=cfg.optim.batch_size, verbose=0)
+    fit_val = (x_val, with_labels(target_val, val_kept, label_weight),
+               *([loss_weights(val_kept, cfg.data.balance)] if label_weight else []))
     qat = quantize_aware(model)
     set_activation_ranges(qat, model, calibration)
     qat.compile(optimizer=tf_keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
-                metrics=[tf_keras.metrics.CategoricalAccuracy(name="agreement")])  # argmax agrees with float's
+                metrics=[tf_keras.metrics.CategoricalAccuracy(name="agreement")])  # argmax agrees with the target's
     images = "one augmented view per epoch" if augment else "the plain images"
     # Augmented: one fit per epoch, each on its view. Plain: one fit of every epoch, as before the option.
     spans = [(e, e + 1) for e in range(epochs)] if augment else [(0, epochs)]
-    history, n_train = {}, 0
+    towards = "the float model's scores" + (f" mixed with the labels at {label_weight:g}" if label_weight else "")
+    n_train = 0
     for first, end in spans:
         x_train, kept, _ = train_inputs.view(first % train_inputs.count)
         n_train = len(kept)
         require_images(cfg, n_train, len(x_val))
         x_train = x_train.astype(np.float32)
-        target = model.predict(x_train, batch_size=cfg.optim.batch_size, verbose=0)
+        target = with_labels(model.predict(x_train, batch_size=cfg.optim.batch_size, verbose=0), kept, label_weight)
+        weights = loss_weights(kept, cfg.data.balance) if label_weight else None
         if not first:
             print(f"QAT: {epochs} epoch(s) at learning rate {learning_rate:g} on {n_train} training images "
-                  f"({images}), towards the float model's scores")
-        history = qat.fit(x_train, target, validation_data=(x_val, target_val), initial_epoch=first, epochs=end,
-                          batch_size=cfg.optim.batch_size, shuffle=True, verbose=2).history
-    accuracy = lambda p: float(np.mean(p.argmax(1) == y_val))  # noqa: E731
+                  f"({images}), towards {towards}")
+        qat.fit(x_train, target, sample_weight=weights, validation_data=fit_val, initial_epoch=first, epochs=end,
+                batch_size=cfg.optim.batch_size, shuffle=True, verbose=2)
+    decided = qat.predict(x_val, batch_size=cfg.optim.batch_size, verbose=0).argmax(1)
     summary = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": cfg.optim.batch_size,
-               "augmented_views": augment, "n_train": int(n_train), "n_val": int(len(y_val)),
-               "val_agreement": float(history["val_agreement"][-1]),
-               "val_accuracy": accuracy(qat.predict(x_val, batch_size=cfg.optim.batch_size, verbose=0)),
-               "float_val_accuracy": accuracy(target_val), "wall_seconds": round(time.time() - started, 1)}
+               "augmented_views": augment, "label_weight": label_weight, "n_train": int(n_train),
+               "n_val": int(len(y_val)),
+               "val_agreement": float(np.mean(decided == target_val.argmax(1))),
+               "val_accuracy": float(np.mean(decided == y_val)),
+               "float_val_accuracy": float(np.mean(target_val.argmax(1) == y_val)), "wall_seconds": round(time.time() - started, 1)}
     print(f"QAT: val accuracy {summary['val_accuracy']:.3f} (float model {summary['float_val_accuracy']:.3f}), "
           f"agreement with the float model {summary['val_agreement']:.3f}, n={len(y_val)}")
     return qat, summary

@@ -97,6 +97,7 @@ def test_cli_help_names_the_qat_flags_with_the_library_defaults():
     assert "--qat_epochs: int8_qat" in proc.stdout and f"(default: '{QAT_EPOCHS}')" in proc.stdout
     assert f"(default: '{QAT_LEARNING_RATE}')" in proc.stdout
     assert "--[no]qat_augment: int8_qat: train on the run's own augmented views" in proc.stdout
+    assert "--qat_label_weight: int8_qat: share of each image's label in QAT's targets" in proc.stdout
 
 
 def test_qat_on_augmented_views_trains_on_other_images_than_plain_qat(tiny_run, demo_data):
@@ -130,3 +131,27 @@ def test_convert_command_names_qat_augment_only_when_given(tiny_run):
     with_views = convert_command(run, None, ["int8_qat"], None, 0.5, 100, False, 2, 1e-5, qat_augment=True)
     assert with_views.endswith("--qat_epochs 2 --qat_learning_rate 1e-05 --qat_augment")
     assert "--qat_augment" not in convert_command(run, None, ["int8_qat"], None, 0.5, 100, False, 2, 1e-5)
+
+
+def test_qat_label_weight_mixes_the_labels_into_the_targets(tiny_run, demo_data):
+    """--qat_label_weight w: targets are (1 - w) × the float scores + w × the one-hot label, so the
+    fine-tuned weights differ from pure distillation's; w = 0 leaves the float scores exactly."""
+    from convert.model_card import convert_command
+    from convert.qat import fine_tune_quantized, with_labels
+    from train.data import Record, load_records, preprocess_records, select
+    scores = np.array([[0.9, 0.1], [0.3, 0.7]], np.float32)
+    records = [Record(Path("a.jpg"), "fake", "s", "train", ""), Record(Path("b.jpg"), "real", "s", "train", "")]
+    assert np.array_equal(with_labels(scores, records, 0.0), scores)
+    assert np.allclose(with_labels(scores, records, 0.5), [[0.45, 0.55], [0.65, 0.35]])
+    run = load_run(tiny_run)
+    data = load_records(demo_data)
+    calibration, *_ = preprocess_records(select(data, None, ["train"])[:8], run.config.preprocessing())
+    with pytest.raises(ValueError, match=r"--qat_label_weight must be in \[0, 1\]"):
+        fine_tune_quantized(run.model, run.config, data, calibration, epochs=1, label_weight=1.5)
+    (plain, s_plain), (mixed, s_mixed) = (fine_tune_quantized(run.model, run.config, data, calibration, epochs=1,
+                                                              label_weight=w) for w in (0.0, 0.5))
+    assert s_mixed["label_weight"] == 0.5 and s_plain["label_weight"] == 0.0
+    kernel = lambda m: next(w.numpy() for w in m.trainable_weights if "kernel" in w.name)  # noqa: E731
+    assert not np.allclose(kernel(plain), kernel(mixed))
+    command = convert_command(run, None, ["int8_qat"], None, 0.5, 100, False, 2, 1e-5, qat_label_weight=0.5)
+    assert command.endswith("--qat_learning_rate 1e-05 --qat_label_weight 0.5")
