@@ -163,8 +163,9 @@ CONFIGS: dict[str, TrainConfig] = {
         TrainConfig("gan_sd_ela", "Paper model 4: real + GAN + SD through ELA, last 20 layers unfrozen",
                     DataConfig(GAN_SOURCES + SD_SOURCES, ela=ELA_90), ModelConfig(unfreeze=20)),
         TrainConfig("fakelens", "Recommended: every source of the data, augmented against format, size and colour "
-                    "shortcuts, class- and source-balanced", DataConfig(augment=Augmentation(views=8), balance=True),
-                    ModelConfig(unfreeze=37, dropout=0.5),  # 37: MobileNet blocks 8-13 trained
+                    "shortcuts, class- and source-balanced",
+                    DataConfig(augment=Augmentation(views=8, grey_p=0.5), balance=True),
+                    ModelConfig(unfreeze=43, dropout=0.5),  # 43: MobileNet blocks 7-13 trained
                     OptimConfig(epochs=20, lr_schedule="cosine")),
         TrainConfig("demo", "Demo: the fakelens recipe on the synthetic dataset (numbers mean nothing about real "
                     "deepfakes)", DataConfig(augment=Augmentation(views=2), balance=True),
