@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from convert.variants import CALIBRATION_SIZE, DEFAULT_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE, VARIANTS, check_variants
+from convert.variants import (CALIBRATION_SIZE, DEFAULT_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE, VARIANTS,
+                              check_threshold_target, check_variants)
 from train.cli import main_entry, run_main
-from train.metrics import parse_target
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run", None, "Training run folder (from `python -m train`).")
@@ -56,14 +56,11 @@ def main(argv):
         raise app.UsageError("--run is required: the training run folder to convert (or --show MODEL)")
     try:
         check_variants(FLAGS.variants, FLAGS.ela_in_graph)
-        if FLAGS.threshold_target is not None:
-            parse_target(FLAGS.threshold_target)
+        check_threshold_target(FLAGS.threshold_target, FLAGS.bake_threshold)
     except ValueError as err:
         raise app.UsageError(str(err)) from None
     if FLAGS.threshold_target is not None and FLAGS["threshold"].present:
         raise app.UsageError("give --threshold or --threshold_target, not both")
-    if FLAGS.threshold_target is not None and FLAGS.bake_threshold:
-        raise app.UsageError("--bake_threshold needs a --threshold: choose it first with python -m benchmark.threshold")
 
     def job():
         import json

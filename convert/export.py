@@ -33,10 +33,10 @@ from convert.qat import fine_tune_quantized
 from convert.runtime import TfliteModel
 from convert.selective_quantization import integer_with_float_softmax, quantize_keeping_ela_float
 from convert.variants import (CALIBRATION_SIZE, DEFAULT_VARIANTS, FLOAT_TAIL_OPS, QAT_EPOCHS,
-                              QAT_LEARNING_RATE, REFERENCE, agreement, check_variants, shift_warnings,
-                              source_shift, variant)
+                              QAT_LEARNING_RATE, REFERENCE, agreement, check_threshold_target, check_variants,
+                              shift_warnings, source_shift, variant)
 from train.data import DataError, Record, load_records, preprocess_records, select
-from train.metrics import operating_point, parse_target
+from train.metrics import operating_point
 from train.io import atomic_write_bytes, atomic_write_json, atomic_write_text, make_folder
 from train.run_folder import Run, RunError, load_run
 
@@ -147,12 +147,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     if mirror_average and any(v.needs_training for v in specs):
         raise ValueError("--mirror_average cannot be combined with int8_qat: quantisation-aware training "
                          "fine-tunes the plain classifier; export int8_qat without it")
-    if threshold_target is not None:
-        parse_target(threshold_target)  # a ValueError that says what to write, before any work
-        if bake:
-            raise ValueError("--threshold_target chooses each file's threshold after converting, --bake_threshold "
-                             "folds one into the weights before: choose it first (python -m benchmark.threshold) "
-                             "and pass it as --threshold")
+    check_threshold_target(threshold_target, bake)
     if calibration_size < 1:
         raise ValueError(f"--calibration_size must be at least 1, got {calibration_size}")
     run = load_run(folder)

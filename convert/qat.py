@@ -223,7 +223,8 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
                "n_val": int(len(y_val)),
                "val_agreement": float(np.mean(decided == target_val.argmax(1))),
                "val_accuracy": float(np.mean(decided == y_val)),
-               "float_val_accuracy": float(np.mean(target_val.argmax(1) == y_val)), "wall_seconds": round(time.time() - started, 1)}
+               "float_val_accuracy": float(np.mean(target_val.argmax(1) == y_val)),
+               "wall_seconds": round(time.time() - started, 1)}
     print(f"QAT: val accuracy {summary['val_accuracy']:.3f} (float model {summary['float_val_accuracy']:.3f}), "
           f"agreement with the float model {summary['val_agreement']:.3f}, n={len(y_val)}")
     return qat, summary

@@ -12,6 +12,8 @@ from typing import Callable, Hashable, Iterable, TypeVar
 
 import numpy as np
 
+from train.metrics import parse_target
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -101,6 +103,18 @@ def shift_warnings(variant_name: str, by_source: dict[str, dict], limit: float =
             f"{v['reference_called_fake']:.0%} (n={v['n']}): compare them with `python -m benchmark --split val` "
             f"before shipping this variant"
             for s, v in by_source.items() if abs(v["called_fake"] - v["reference_called_fake"]) >= limit - 1e-9]
+
+
+def check_threshold_target(threshold_target: str | None, bake: bool) -> None:
+    """Refuse, before any work, a threshold target that is not one (train.metrics.parse_target) or
+    that comes with --bake_threshold, which needs its threshold before converting."""
+    if threshold_target is None:
+        return
+    parse_target(threshold_target)
+    if bake:
+        raise ValueError("--bake_threshold needs a --threshold: it folds one into the weights before converting, "
+                         "--threshold_target chooses each file's after; choose it first with python -m "
+                         "benchmark.threshold")
 
 
 def check_variants(variants, ela_in_graph: bool = False) -> list[Variant]:
