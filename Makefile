@@ -92,7 +92,7 @@ fakelens: setup weights
 	  [ -f $$run/model.keras ] || $(PY) -m train --config fakelens --data $(SHARED)/data --out $$run \
 	    $$( [ $$held = none ] || echo --exclude_sources $$held ) || exit 1; \
 	  [ -f $$run/export/conversion.json ] || \
-	    $(PY) -m convert --run $$run --variants float32,int8_qat --qat_augment --qat_label_weight 0.5 \
+	    $(PY) -m convert --run $$run --variants float32,int8_qat --qat_augment --qat_label_weight 0.75 \
 	      --threshold_target source_fpr=0.05 || exit 1; \
 	done
 	$(PY) -m benchmark --models $(FL)/fakelens_none/export --data $(SHARED)/data --out reports/fakelens

@@ -195,7 +195,7 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
     x_val = x_val.astype(np.float32)
     target_val = model.predict(x_val, batch_size=cfg.optim.batch_size, verbose=0)
     fit_val = (x_val, with_labels(target_val, val_kept, label_weight),
-               *([loss_weights(val_kept, cfg.data.balance)] if label_weight else []))
+               *([loss_weights(val_kept, cfg.data)] if label_weight else []))
     qat = quantize_aware(model)
     set_activation_ranges(qat, model, calibration)
     qat.compile(optimizer=tf_keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
@@ -211,7 +211,7 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
         require_images(cfg, n_train, len(x_val))
         x_train = x_train.astype(np.float32)
         target = with_labels(model.predict(x_train, batch_size=cfg.optim.batch_size, verbose=0), kept, label_weight)
-        weights = loss_weights(kept, cfg.data.balance) if label_weight else None
+        weights = loss_weights(kept, cfg.data) if label_weight else None
         if not first:
             print(f"QAT: {epochs} epoch(s) at learning rate {learning_rate:g} on {n_train} training images "
                   f"({images}), towards {towards}")

@@ -9,7 +9,7 @@ from PIL import Image
 
 from ela import Preprocessing
 from train.augment import Augmentation, augmented
-from train.configs import TrainConfig, get_config, with_fields
+from train.configs import DataConfig, TrainConfig, get_config, with_fields
 from train.data import DataError, Record
 
 NOTHING = Augmentation(crop_p=0, rescale_p=0, jpeg_p=0, flip_p=0, grey_p=0, blur_p=0)
@@ -134,11 +134,40 @@ def record(source, label, split="train") -> Record:
 def test_balanced_loss_weights_give_each_class_and_each_source_within_it_an_equal_share():
     from train.run import loss_weights
     records = [record("a", "real")] * 30 + [record("b", "real")] * 10 + [record("f", "fake")] * 20
-    w = loss_weights(records, balance=True)
+    w = loss_weights(records, DataConfig(balance=True))
     assert w.mean() == pytest.approx(1.0)
     total = lambda src: sum(wi for wi, r in zip(w, records) if r.source == src)  # noqa: E731
     assert total("a") == pytest.approx(total("b")) and total("f") == pytest.approx(total("a") + total("b"))
-    assert np.array_equal(loss_weights(records, balance=False), np.ones(60))
+    assert np.array_equal(loss_weights(records, DataConfig()), np.ones(60))
+
+
+def test_source_weights_set_a_sources_share_of_its_class_and_leave_the_class_halves_equal():
+    from train.run import loss_weights
+    records = ([record("a", "real")] * 30 + [record("b", "real")] * 10 + [record("gan", "fake")] * 20
+               + [record("sd", "fake")] * 40)
+    w = loss_weights(records, DataConfig(balance=True, source_weights=("gan=0.5",)))
+    total = lambda src: sum(wi for wi, r in zip(w, records) if r.source == src)  # noqa: E731
+    assert w.mean() == pytest.approx(1.0)
+    assert total("gan") == pytest.approx(0.5 * total("sd"))  # GAN: a third of the fake half, SD two thirds
+    assert total("gan") + total("sd") == pytest.approx(total("a") + total("b")) == pytest.approx(len(records) / 2)
+    assert total("a") == pytest.approx(total("b"))  # sources not named keep weight 1
+
+
+@pytest.mark.parametrize("items, balance, message", [
+    (("gan=0",), True, "positive weight"), (("gan",), True, "source=weight"), (("=2",), True, "source=weight"),
+    (("gan=x",), True, "positive weight"), (("gan=0.5",), False, "data.balance=true")])
+def test_malformed_source_weights_are_refused_when_the_config_is_made(items, balance, message):
+    with pytest.raises(ValueError, match=message):
+        DataConfig(balance=balance, source_weights=items)
+
+
+def test_source_weights_of_a_source_not_trained_on_are_noted_and_ignored(capsys):
+    from train.run import loss_weights, resolve_sources
+    records = [record("real_ciplab", "real"), record("gan_faces", "fake")]
+    cfg = resolve_sources(with_fields(get_config("fakelens"), source_weights=("sd21_faces=2",)), records, "data")
+    assert "source_weights name sd21_faces, which this run does not train on; ignored" in capsys.readouterr().out
+    assert cfg.data.sources == ("gan_faces", "real_ciplab")
+    assert np.array_equal(loss_weights(records, cfg.data), np.ones(2))
 
 
 def test_sources_resolve_to_every_trained_source_minus_the_excluded():

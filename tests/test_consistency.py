@@ -69,7 +69,7 @@ def test_a_consistency_run_trains_and_reports_the_plain_validation_loss(demo_dat
     assert not skipped
     p = load_run(run).model.predict(x.astype(np.float32), verbose=0)
     ce = -np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0))
-    assert summary["result"]["val_loss"] == pytest.approx(float(np.mean(loss_weights(val, True) * ce)), rel=1e-3)
+    assert summary["result"]["val_loss"] == pytest.approx(float(np.mean(loss_weights(val, cfg.data) * ce)), rel=1e-3)
 
 
 def test_a_negative_consistency_weight_is_refused():

@@ -99,10 +99,12 @@ def test_fakelens_recipe_trains_on_a_plain_folder_with_its_own_sources(tmp_path)
             Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(path)
     proc = run_cli("train", "--config", "fakelens", "--data", str(tmp_path / "mine"), "--out", str(tmp_path / "run"),
                    "--alpha", "0.25", "--input_size", "32", "--weights", "none", "--epochs", "1", "--views", "2",
-                   "--unfreeze", "10", "--batch_size", "8")
+                   "--unfreeze", "10", "--batch_size", "8", "--set", 'data.source_weights=["midjourney=2","gan_faces=0.5"]')
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "source_weights name gan_faces, which this run does not train on; ignored" in proc.stdout
     summary = json.loads((tmp_path / "run" / "config.json").read_text())
     assert summary["config"]["data"]["sources"] == ["midjourney", "phone"]
+    assert summary["config"]["data"]["source_weights"] == ["midjourney=2", "gan_faces=0.5"]
     assert set(summary["data"]["counts"]) <= {f"{s}/{split}" for s in ("midjourney", "phone") for split in ("train", "val")}
     assert summary["config"]["data"]["augment"]["views"] == 2 and set(summary["result"]["timing"]) == {
         "decode_val_s", "decode_augment_train_s", "trunk_s", "fit_s"}
@@ -139,13 +141,14 @@ def test_grouped_set_items_and_their_shortcuts_are_one_override():
     from train.configs import override, set_items
     base = get_config("fakelens")
     cfg = override(base, ["optim.learning_rate=3e-4", "model.unfreeze=25", "data.augment.grey_p=0.05",
-                          "sources=[\"gan_faces\"]"])
+                          "sources=[\"gan_faces\"]", 'data.source_weights=["gan_faces=0.5"]'])
     assert cfg.optim.learning_rate == 3e-4 and cfg.model.unfreeze == 25 and cfg.data.augment.grey_p == 0.05
     assert cfg.data.sources == ("gan_faces",) and cfg.optim.epochs == base.optim.epochs == 20
     assert override(base, ["learning_rate=3e-4"]) == override(base, ["optim.learning_rate=3e-4"]) \
         == with_fields(base, learning_rate=3e-4)
     items = set_items(cfg)
     assert "optim.learning_rate=0.0003" in items and "model.unfreeze=25" in items
+    assert 'data.source_weights=["gan_faces=0.5"]' in items and cfg.data.source_weights == ("gan_faces=0.5",)
     assert all(item.split(".")[0] in ("data", "model", "optim") or item.startswith("seed=") for item in items)
     assert override(base, items) == cfg and set_items(base) == []
     with pytest.raises(ValueError, match="OptimConfig has no field 'unfreeze'"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -33,6 +34,8 @@ class DataConfig:
     exclude_sources: tuple[str, ...] = ()  # left out of `sources`, e.g. a generator held out for testing
     max_per_source: Optional[int] = None  # cap per source and split, for quick runs
     balance: bool = False  # weight the loss so each class, and each source within a class, counts equally
+    source_weights: tuple[str, ...] = ()  # with balance: "source=w" items; a source's share of its class is
+    # proportional to w (1 when not named), e.g. ("gan_faces=0.5",) gives GAN faces half an SD source's share
     content_balance: float = 0.0  # > 0: weight the loss so content (a thumbnail) cannot tell the classes apart; the
     # weight factor's clip (train/content_balance.py); 0 = off
     augment: Optional[Augmentation] = None  # per-epoch augmentation of training images (train.augment)
@@ -44,6 +47,25 @@ class DataConfig:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.content_balance and not self.content_balance >= 1:
             raise ValueError(f"content_balance is a weight clip: 0 (off) or at least 1, got {self.content_balance}")
+        if self.source_weights and not self.balance:
+            raise ValueError("source_weights set a source's share of the balanced loss: set data.balance=true too")
+        self.source_weight_map()  # malformed items fail when the config is made, not when training starts
+
+    def source_weight_map(self) -> dict[str, float]:
+        """`source_weights` as {source: weight}; every weight positive (leave a source out with
+        exclude_sources instead of weight 0)."""
+        weights = {}
+        for item in self.source_weights:
+            source, sep, text = str(item).partition("=")
+            try:
+                weight = float(text) if sep and source.strip() else math.nan
+            except ValueError:
+                weight = math.nan
+            if not weight > 0 or math.isinf(weight):
+                raise ValueError(f"source_weights item {item!r}: write source=weight with a positive weight, "
+                                 f"e.g. gan_faces=0.5")
+            weights[source.strip()] = weight
+        return weights
 
 
 @dataclass(frozen=True)

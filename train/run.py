@@ -44,7 +44,7 @@ import tf_keras
 
 from ela import __version__
 from train import consistency
-from train.configs import TrainConfig, with_fields
+from train.configs import DataConfig, TrainConfig, with_fields
 from train.content_balance import content_balance
 from train.augment import augmented
 from train.data import DataError, Record, load_records, manifest_sha256, select, write_skipped
@@ -196,27 +196,37 @@ def epoch_batches(views: np.ndarray, y: np.ndarray, w: np.ndarray, batch: int, s
     return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
 
 
-def loss_weights(records: list[Record], balance: bool) -> np.ndarray:
-    """Per-image loss weights, mean 1: with `balance`, each class gets half of the total weight
-    and each source an equal share of its class's half; otherwise all ones."""
-    if not balance:
+def loss_weights(records: list[Record], data: DataConfig) -> np.ndarray:
+    """Per-image loss weights, mean 1: with `data.balance`, each class gets half of the total
+    weight and each source a share of its class's half, equal or as `data.source_weights` say;
+    otherwise all ones."""
+    if not data.balance:
         return np.ones(len(records), np.float32)
     per_source = collections.Counter(r.source for r in records)
-    sources_per_class = collections.Counter(r.label for r in {(r.label, r.source): r for r in records}.values())
-    classes = len(sources_per_class)
-    w = [len(records) / (classes * sources_per_class[r.label] * per_source[r.source]) for r in records]
+    named = data.source_weight_map()
+    share = {s: named.get(s, 1.0) for s in per_source}
+    class_total = collections.Counter()
+    for (label, source) in {(r.label, r.source) for r in records}:
+        class_total[label] += share[source]
+    classes = len(class_total)
+    w = [len(records) * share[r.source] / (classes * class_total[r.label] * per_source[r.source]) for r in records]
     return np.array(w, np.float32)
 
 
 def resolve_sources(cfg: TrainConfig, records: list[Record], data) -> TrainConfig:
     """`cfg` with its sources spelled out: the configured ones, or (for `sources=()`) every
-    source with training images; minus `exclude_sources`."""
+    source with training images; minus `exclude_sources`. Source weights of sources not trained
+    on are noted and ignored."""
     present = {r.source for r in records}
     wanted = cfg.data.sources or tuple(sorted({r.source for r in records if r.split == "train"}))
     missing = sorted((set(wanted) | set(cfg.data.exclude_sources)) - present)
     if missing:
         raise DataError(f"{data}: config {cfg.name!r} needs source(s) {', '.join(missing)} which the dataset lacks")
-    return with_fields(cfg, sources=tuple(s for s in wanted if s not in cfg.data.exclude_sources))
+    sources = tuple(s for s in wanted if s not in cfg.data.exclude_sources)
+    unused = sorted(set(cfg.data.source_weight_map()) - set(sources))
+    if unused:  # a config's weights may name a source that a user's dataset, or a held-out run, lacks
+        print(f"note: source_weights name {', '.join(unused)}, which this run does not train on; ignored")
+    return with_fields(cfg, sources=sources)
 
 
 def train_run(cfg: TrainConfig, data: str | Path, out: str | Path, overwrite: bool = False,
@@ -324,7 +334,7 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     y_train = np.array([r.y for r in train_kept], np.int64)
     y_val = np.array([r.y for r in val_kept], np.int64)
     require_both_classes(data, cfg, y_train, y_val)  # again: unreadable files may have removed a class
-    w_train, w_val = loss_weights(train_kept, cfg.data.balance), loss_weights(val_kept, cfg.data.balance)
+    w_train, w_val = loss_weights(train_kept, cfg.data), loss_weights(val_kept, cfg.data)
     content_timing = {}
     if cfg.data.content_balance:
         tick = time.time()
