@@ -155,7 +155,8 @@ def test_source_weights_set_a_sources_share_of_its_class_and_leave_the_class_hal
 
 @pytest.mark.parametrize("items, balance, message", [
     (("gan=0",), True, "positive weight"), (("gan",), True, "source=weight"), (("=2",), True, "source=weight"),
-    (("gan=x",), True, "positive weight"), (("gan=0.5",), False, "data.balance=true")])
+    (("gan=x",), True, "positive weight"), (("gan=inf",), True, "positive weight"),
+    (("gan=0.5", "gan=2"), True, "once per source"), (("gan=0.5",), False, "data.balance=true")])
 def test_malformed_source_weights_are_refused_when_the_config_is_made(items, balance, message):
     with pytest.raises(ValueError, match=message):
         DataConfig(balance=balance, source_weights=items)

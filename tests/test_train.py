@@ -99,7 +99,8 @@ def test_fakelens_recipe_trains_on_a_plain_folder_with_its_own_sources(tmp_path)
             Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(path)
     proc = run_cli("train", "--config", "fakelens", "--data", str(tmp_path / "mine"), "--out", str(tmp_path / "run"),
                    "--alpha", "0.25", "--input_size", "32", "--weights", "none", "--epochs", "1", "--views", "2",
-                   "--unfreeze", "10", "--batch_size", "8", "--set", 'data.source_weights=["midjourney=2","gan_faces=0.5"]')
+                   "--unfreeze", "10", "--batch_size", "8",
+                   "--set", 'data.source_weights=["midjourney=2","gan_faces=0.5"]')
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "source_weights name gan_faces, which this run does not train on; ignored" in proc.stdout
     summary = json.loads((tmp_path / "run" / "config.json").read_text())

@@ -52,18 +52,18 @@ class DataConfig:
         self.source_weight_map()  # malformed items fail when the config is made, not when training starts
 
     def source_weight_map(self) -> dict[str, float]:
-        """`source_weights` as {source: weight}; every weight positive (leave a source out with
-        exclude_sources instead of weight 0)."""
+        """`source_weights` as {source: weight}, each source once with a positive finite weight
+        (leave a source out with exclude_sources, not weight 0)."""
         weights = {}
         for item in self.source_weights:
-            source, sep, text = str(item).partition("=")
+            source, _, text = str(item).partition("=")
             try:
-                weight = float(text) if sep and source.strip() else math.nan
+                weight = float(text)
             except ValueError:
                 weight = math.nan
-            if not weight > 0 or math.isinf(weight):
-                raise ValueError(f"source_weights item {item!r}: write source=weight with a positive weight, "
-                                 f"e.g. gan_faces=0.5")
+            if not source.strip() or not 0 < weight < math.inf or source.strip() in weights:
+                raise ValueError(f"source_weights item {item!r}: write source=weight once per source with a "
+                                 f"positive weight, e.g. gan_faces=0.5")
             weights[source.strip()] = weight
         return weights
 

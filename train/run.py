@@ -176,9 +176,9 @@ def epoch_batches(views: np.ndarray, y: np.ndarray, w: np.ndarray, batch: int, s
                   epochs: int, paired: bool = False) -> tf.data.Dataset:
     """Global batches (x as float32, y, sample weight) of epochs first_epoch..epochs-1 from `views`
     (V, N, ...; float16 with `optim.cache_float16`): epoch e reads view e % V, in its own order
-    drawn from (seed, epoch), so a resumed run sees the batches the uninterrupted run would have. `paired`: x is (B, 2, ...),
-    each image in views 2e % V and (2e + 1) % V, so e paired epochs read the views that 2e
-    unpaired ones would. Batches are gathered from the arrays in place (a tf.data graph would
+    drawn from (seed, epoch), so a resumed run sees the batches the uninterrupted run would have.
+    `paired`: x is (B, 2, ...), each image in views 2e % V and (2e + 1) % V, so e paired epochs
+    read the views that 2e unpaired ones would. Batches are gathered from the arrays in place (a tf.data graph would
     hold copies of several GiB of activations)."""
     def batches():
         for epoch in range(first_epoch, epochs):
