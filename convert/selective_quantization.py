@@ -28,8 +28,8 @@ def integer_with_float_softmax(converter: tf.lite.TFLiteConverter, denylisted_no
     negligible work, and the standard clients read float32 scores as they are.
     A QAT model (int8_qat) keeps its learned ranges (the same int8 scales as its plain
     full-integer conversion, checked on the tiny run), but its graph is quantised during
-    conversion, before the deny list applies: its softmax stays int8 and only its output is
-    dequantised, so its scores are still 1/256 apart.
+    conversion, before the deny list applies: it comes out with an int8 softmax followed by the
+    output's DEQUANTIZE, which `dequantize_before_softmax` turns the other way round.
     """
     from tensorflow.lite.python.convert import mlir_quantize
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -39,9 +39,42 @@ def integer_with_float_softmax(converter: tf.lite.TFLiteConverter, denylisted_no
     converter._experimental_calibrate_only = True
     with quiet_conversion():
         calibrated = converter.convert()
-        return mlir_quantize(calibrated, input_data_type=tf.as_dtype(INTEGER_IO_DTYPE), output_data_type=tf.float32,
-                             denylisted_ops=["SOFTMAX"],
-                             denylisted_nodes=denylisted_nodes(calibrated) if denylisted_nodes else None)
+        quantized = mlir_quantize(calibrated, input_data_type=tf.as_dtype(INTEGER_IO_DTYPE),
+                                  output_data_type=tf.float32, denylisted_ops=["SOFTMAX"],
+                                  denylisted_nodes=denylisted_nodes(calibrated) if denylisted_nodes else None)
+    return dequantize_before_softmax(quantized)
+
+
+def dequantize_before_softmax(tflite_model: bytes) -> bytes:
+    """`tflite_model` with a final int8 SOFTMAX → DEQUANTIZE turned into DEQUANTIZE → float32 SOFTMAX;
+    any other model unchanged.
+
+    The output's DEQUANTIZE then reads the int8 logits and the softmax runs on their float values,
+    so the scores keep their ranking below 1/256, as the deny list gives every other int8 export.
+    The int8 softmax's output tensor becomes the dequantised logits; the output tensor, and with
+    it the signature, stays the same. Every op before the softmax is untouched.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.python.schema_util import get_builtin_code_from_operator_code
+    from tensorflow.lite.tools import flatbuffer_utils
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_model))
+    graph = model.subgraphs[0]
+    if len(graph.operators) < 2:
+        return tflite_model
+    softmax, dequantize = graph.operators[-2:]
+    codes = [get_builtin_code_from_operator_code(model.operatorCodes[op.opcodeIndex]) for op in (softmax, dequantize)]
+    if codes != [schema.BuiltinOperator.SOFTMAX, schema.BuiltinOperator.DEQUANTIZE] \
+            or dequantize.inputs[0] != softmax.outputs[0] or list(graph.outputs) != [dequantize.outputs[0]]:
+        return tflite_model
+    int8_logits, between, output = softmax.inputs[0], softmax.outputs[0], dequantize.outputs[0]
+    logits = graph.tensors[between]
+    logits.type, logits.quantization = schema.TensorType.FLOAT32, None
+    logits.name = graph.tensors[int8_logits].name + b"/dequantized"
+    dequantize.inputs, dequantize.outputs = [int8_logits], [between]
+    softmax.inputs, softmax.outputs = [between], [output]
+    graph.operators[-2:] = [dequantize, softmax]
+    model.operatorCodes[softmax.opcodeIndex].version = 1  # the float32 kernel's version
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def ela_tensor_names(tflite_model: bytes, model: tf_keras.Model) -> list[str]:

@@ -74,6 +74,15 @@ def tiny_export(tiny_run) -> dict:
 
 
 @pytest.fixture(scope="session")
+def tiny_qat_export(tiny_run, tmp_path_factory) -> dict:
+    """float32 and int8_qat (one epoch of quantisation-aware training) exports of the tiny run."""
+    from convert.export import export_run
+    reports = export_run(tiny_run, tmp_path_factory.mktemp("qat_export"), ("float32", "int8_qat"), check_images=24,
+                         qat_epochs=1, calibration_size=TINY_CALIBRATION)
+    return {r["variant"]: r for r in reports}
+
+
+@pytest.fixture(scope="session")
 def tiny_ela_in_graph_export(tiny_run, tmp_path_factory) -> dict:
     """float32 and int8 exports of the tiny run with the ELA in the graph (`--ela_in_graph`)."""
     from convert.export import export_run

@@ -13,13 +13,9 @@ from ela import Preprocessing
 from tests.conftest import TINY_CALIBRATION, TINY_ELA, error_lines, run_cli
 
 
-@pytest.fixture(scope="module")
-def qat_export(tiny_run, tmp_path_factory) -> dict:
-    """float32 and int8_qat (one epoch of QAT) exports of the tiny run."""
-    from convert.export import export_run
-    reports = export_run(tiny_run, tmp_path_factory.mktemp("qat_export"), ("float32", "int8_qat"), check_images=24,
-                         qat_epochs=1, calibration_size=TINY_CALIBRATION)
-    return {r["variant"]: r for r in reports}
+@pytest.fixture
+def qat_export(tiny_qat_export) -> dict:
+    return tiny_qat_export
 
 
 def test_int8_qat_is_integer_up_to_its_float_output(qat_export):
@@ -27,10 +23,37 @@ def test_int8_qat_is_integer_up_to_its_float_output(qat_export):
     assert report["path"].endswith("_int8_qat.tflite") and Path(report["path"]).is_file()
     assert report["input_dtype"] == "uint8" and report["output_dtype"] == "float32"
     content = Path(report["path"]).read_bytes()
-    # a QAT graph is quantised while it is converted, before the softmax could be deny-listed: its
-    # softmax stays int8 and only the output is dequantised
-    assert report["float_ops"] == float_ops(content) == ["DEQUANTIZE"]
+    # the converter makes a QAT graph's softmax int8; dequantize_before_softmax puts it after the DEQUANTIZE
+    assert report["float_ops"] == float_ops(content) == ["DEQUANTIZE", "SOFTMAX"]
     assert TfliteModel(content).input["quantization"] == (1.0, 0)  # raw pixels go straight in, as for int8
+
+
+def test_int8_qat_scores_are_the_float_softmax_of_its_int8_logits(qat_export, demo_data):
+    """int8 logits, dequantised, then a float32 softmax: scores off the 1/256 grid, so confident
+    verdicts keep their ranking (an int8 softmax tied them)."""
+    from ai_edge_litert.interpreter import Interpreter
+    from train.data import load_records, preprocess_records, select
+    path = qat_export["int8_qat"]["path"]
+    records = select(load_records(demo_data), None, ["test"])
+    x, *_ = preprocess_records(records, read_model_info(path).preprocessing, "test")
+    p = TfliteModel(path).probabilities(x)
+    assert not np.allclose(p * 256, np.round(p * 256), atol=1e-3)
+    interpreter = Interpreter(model_path=path, experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    tensors = {t["name"]: t["index"] for t in interpreter.get_tensor_details()}
+    logits_name, = [name for name in tensors if name.endswith("/dequantized")]
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[:1].astype(np.uint8))
+    interpreter.invoke()
+    logits = interpreter.get_tensor(tensors[logits_name]).astype(np.float64)
+    assert interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).dtype == np.float32
+    np.testing.assert_allclose(p[:1], np.exp(logits) / np.exp(logits).sum(1, keepdims=True), atol=1e-6)
+
+
+def test_dequantize_before_softmax_leaves_other_models_as_they_are(tiny_export):
+    from convert.selective_quantization import dequantize_before_softmax
+    for variant in ("float32", "int8"):  # a float softmax already, and an int8 export whose softmax is float
+        content = Path(tiny_export[variant]["path"]).read_bytes()
+        assert dequantize_before_softmax(content) == content
 
 
 def test_int8_qat_metadata_and_conversion_report(qat_export, tiny_run):
