@@ -13,13 +13,8 @@ from ela import Preprocessing
 from tests.conftest import TINY_CALIBRATION, TINY_ELA, error_lines, run_cli
 
 
-@pytest.fixture
-def qat_export(tiny_qat_export) -> dict:
-    return tiny_qat_export
-
-
-def test_int8_qat_is_integer_up_to_its_float_output(qat_export):
-    report = qat_export["int8_qat"]
+def test_int8_qat_is_integer_up_to_its_float_output(tiny_qat_export):
+    report = tiny_qat_export["int8_qat"]
     assert report["path"].endswith("_int8_qat.tflite") and Path(report["path"]).is_file()
     assert report["input_dtype"] == "uint8" and report["output_dtype"] == "float32"
     content = Path(report["path"]).read_bytes()
@@ -28,12 +23,12 @@ def test_int8_qat_is_integer_up_to_its_float_output(qat_export):
     assert TfliteModel(content).input["quantization"] == (1.0, 0)  # raw pixels go straight in, as for int8
 
 
-def test_int8_qat_scores_are_the_float_softmax_of_its_int8_logits(qat_export, demo_data):
+def test_int8_qat_scores_are_the_float_softmax_of_its_int8_logits(tiny_qat_export, demo_data):
     """int8 logits, dequantised, then a float32 softmax: scores off the 1/256 grid, so confident
     verdicts keep their ranking (an int8 softmax tied them)."""
     from ai_edge_litert.interpreter import Interpreter
     from train.data import load_records, preprocess_records, select
-    path = qat_export["int8_qat"]["path"]
+    path = tiny_qat_export["int8_qat"]["path"]
     records = select(load_records(demo_data), None, ["test"])
     x, *_ = preprocess_records(records, read_model_info(path).preprocessing, "test")
     p = TfliteModel(path).probabilities(x)
@@ -56,8 +51,8 @@ def test_dequantize_before_softmax_leaves_other_models_as_they_are(tiny_export):
         assert dequantize_before_softmax(content) == content
 
 
-def test_int8_qat_metadata_and_conversion_report(qat_export, tiny_run):
-    report = qat_export["int8_qat"]
+def test_int8_qat_metadata_and_conversion_report(tiny_qat_export, tiny_run):
+    report = tiny_qat_export["int8_qat"]
     info = read_model_info(report["path"])
     assert info.variant == "int8_qat" and info.config == "demo"
     assert info.preprocessing == load_run(tiny_run).config.preprocessing() == Preprocessing(96, ela=TINY_ELA)
@@ -70,8 +65,8 @@ def test_int8_qat_metadata_and_conversion_report(qat_export, tiny_run):
     assert saved["int8_qat"]["vs_float32"] == report["vs_float32"]
 
 
-def test_int8_qat_agrees_with_float32_on_validation_images(qat_export):
-    vs = qat_export["int8_qat"]["vs_float32"]
+def test_int8_qat_agrees_with_float32_on_validation_images(tiny_qat_export):
+    vs = tiny_qat_export["int8_qat"]["vs_float32"]
     assert vs["n"] > 10 and vs["decision_agreement"] >= 0.8 and vs["mean_abs_diff"] < 0.15
 
 

@@ -178,8 +178,8 @@ def epoch_batches(views: np.ndarray, y: np.ndarray, w: np.ndarray, batch: int, s
     (V, N, ...; float16 with `optim.cache_float16`): epoch e reads view e % V, in its own order
     drawn from (seed, epoch), so a resumed run sees the batches the uninterrupted run would have.
     `paired`: x is (B, 2, ...), each image in views 2e % V and (2e + 1) % V, so e paired epochs
-    read the views that 2e unpaired ones would. Batches are gathered from the arrays in place (a tf.data graph would
-    hold copies of several GiB of activations)."""
+    read the views that 2e unpaired ones would. Batches are gathered from the arrays in place (a
+    tf.data graph would hold copies of several GiB of activations)."""
     def batches():
         for epoch in range(first_epoch, epochs):
             order = tf.random.experimental.stateless_shuffle(
@@ -206,7 +206,7 @@ def loss_weights(records: list[Record], data: DataConfig) -> np.ndarray:
     named = data.source_weight_map()
     share = {s: named.get(s, 1.0) for s in per_source}
     class_total = collections.Counter()
-    for (label, source) in {(r.label, r.source) for r in records}:
+    for label, source in {(r.label, r.source) for r in records}:
         class_total[label] += share[source]
     classes = len(class_total)
     w = [len(records) * share[r.source] / (classes * class_total[r.label] * per_source[r.source]) for r in records]
