@@ -59,8 +59,8 @@ weights:
 demo: setup weights
 	@echo "== 1/4 data: a synthetic dataset (its accuracies mean nothing about real deepfakes) -> demo_data/"
 	@$(PY) -m train.demo_data demo_data >/dev/null
-	@echo "== 2/4 train: config demo (the fakelens recipe, a few epochs) on it -> runs/demo/"
-	@$(PY) -m train --config demo --data demo_data --out runs/demo --overwrite
+	@echo "== 2/4 train: config demo with --experts (the fakelens recipe: a tail per fake source, a few epochs) -> runs/demo/"
+	@$(PY) -m train --config demo --data demo_data --out runs/demo --overwrite --experts
 	@echo "== 3/4 export: float32 and int8 .tflite with metadata and model card -> runs/demo/export/"
 	@$(PY) -m convert --run runs/demo --variants float32,int8
 	@echo "== 4/4 measure: accuracy, robustness, invariance, quantisation, latency -> reports/demo/"

@@ -35,13 +35,21 @@ CATEGORIES = {
 OVERLAY_STRENGTH = 0.6  # colour share where heat is 1; where heat is 0 the image shows unchanged
 
 
-def last_conv_layer(model: tf_keras.Model) -> tf_keras.layers.Layer:
-    """The last layer with a 4-D (batch, height, width, channels) output: the deepest activations
-    that still keep the image's layout; everything after it is pooling and the classifier head."""
-    for layer in reversed(model.layers):
-        if len(layer.output.shape) == 4:
-            return layer
-    raise ValueError(f"model {model.name} has no layer with a 4-D output to compute Grad-CAM on")
+def last_conv_layers(model: tf_keras.Model) -> list[tf_keras.layers.Layer]:
+    """The layers whose 4-D (batch, height, width, channels) output feeds a layer without one: the
+    deepest activations that still keep the image's layout, on each path to the head (one for a
+    single classifier, one per tail for experts); everything after them is pooling and the head."""
+    producer = {id(layer.output): layer for layer in model.layers}
+    found = []
+    for layer in model.layers:
+        if len(layer.output.shape) != 4:
+            for tensor in tf.nest.flatten(layer.input):
+                source = producer.get(id(tensor))
+                if source is not None and len(source.output.shape) == 4 and source not in found:
+                    found.append(source)
+    if not found:
+        raise ValueError(f"model {model.name} has no layer with a 4-D output to compute Grad-CAM on")
+    return found
 
 
 def grad_cam(model: tf_keras.Model, image: np.ndarray, class_index: int = 1) -> np.ndarray:
@@ -55,16 +63,17 @@ def grad_cam(model: tf_keras.Model, image: np.ndarray, class_index: int = 1) -> 
     head = model.layers[-1]
     if not isinstance(head, tf_keras.layers.Dense) or head.units != 2:
         raise ValueError(f"model {model.name} does not end in a 2-way Dense layer (got {head.name})")
-    conv = last_conv_layer(model)
-    probe = tf_keras.Model(model.inputs, [conv.output, head.input])
+    convs = last_conv_layers(model)
+    probe = tf_keras.Model(model.inputs, [*(conv.output for conv in convs), head.input])
     x = tf.convert_to_tensor(image[None], tf.float32)
     with tf.GradientTape() as tape:
-        activations, features = probe(x, training=False)
+        *activations, features = probe(x, training=False)
         logits = tf.matmul(features, head.kernel) + head.bias
         score = logits[:, class_index] - logits[:, 1 - class_index]
-    grads = tape.gradient(score, activations)[0]
-    weights = tf.reduce_mean(grads, axis=(0, 1))  # one weight per channel: its mean gradient
-    cam = tf.nn.relu(tf.reduce_sum(activations[0] * weights, axis=-1)).numpy().astype(np.float32)
+    # each channel weighted by its mean gradient; experts' tails summed (the one that decides has the gradient)
+    weighted = [tf.reduce_sum(a[0] * tf.reduce_mean(g[0], axis=(0, 1)), axis=-1)
+                for a, g in zip(activations, tape.gradient(score, activations))]
+    cam = tf.nn.relu(tf.add_n(weighted)).numpy().astype(np.float32)
     height, width = image.shape[:2]
     heat = np.asarray(Image.fromarray(cam, "F").resize((width, height), Image.BILINEAR))
     peak = float(heat.max())

@@ -29,8 +29,9 @@ def with_mirror_average(model: tf_keras.Model) -> tf_keras.Model:
     try:
         features = tf_keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
     except ValueError:
-        raise ValueError(f"{model.name}: --mirror_average needs FakeLens' classifier (a {FEATURES_LAYER!r} layer "
-                         f"before the head); this model has none") from None
+        raise ValueError(f"{model.name}: --mirror_average needs FakeLens' single-tail classifier (a "
+                         f"{FEATURES_LAYER!r} layer before the head); this model has none (experts have one per "
+                         f"tail: export them without --mirror_average)") from None
     head = model.layers[-1]
     image = tf_keras.Input(model.input_shape[1:], name="image", dtype=model.input.dtype)
     both = tf.concat([image, tf.reverse(image, axis=[2])], axis=0)  # (2N, H, W, C): one batch, one set of weights

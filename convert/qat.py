@@ -24,9 +24,10 @@ the quantised model is fitted where the float model is surest; the photos that d
 threshold and its probes (re-saved, rescaled, greyscale) are the augmented kind.
 
 How the model is prepared (`quantize_aware`):
-- tfmot has no quantisation rule for the in-graph `Rescaling` ('to_unit_range'); it has no
-  weights, so `RescalingConfig` only quantises its output. TFLite turns it into MUL + ADD, whose
-  intermediate gets its range from the calibration images the converter is given anyway.
+- tfmot has no quantisation rule for the in-graph `Rescaling` ('to_unit_range') or for the
+  experts' `Maximum` (train/experts.py); neither has weights, so `OutputRangeConfig` only quantises
+  their output. TFLite turns the rescaling into MUL + ADD, whose intermediate gets its range from
+  the calibration images the converter is given anyway.
 - Frozen layers stay frozen: tfmot's wrapper (QuantizeWrapperV2.build) copies the wrapped layer's
   weights into its own private `_trainable_weights` even when the layer is frozen, so a frozen
   layer's wrapper gets that list emptied. This is the one place FakeLens writes tfmot internals,
@@ -52,18 +53,24 @@ import tf_keras
 from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer
 
 from convert.variants import QAT_EPOCHS, QAT_LEARNING_RATE
-from train.configs import TrainConfig
+from train.configs import DataConfig, TrainConfig
 from train.data import DataError, Record, select
+from train.experts import expert_rows, logit_layer, tail_sources
 from train.run import ViewInputs, loss_weights
 from train.run_folder import seed_everything
 
 PIXEL_RANGE = (0.0, 255.0)  # the input range, so the uint8 input takes raw pixels (scale 1, zero point 0)
-RANGE_KINDS = ("output", "pre_activation")  # activation ranges set_activation_ranges knows how to start
+# activation ranges set_activation_ranges knows how to start: a layer's output (a linear Dense's is "post_activation"),
+# or a Dense's product before its softmax
+RANGE_KINDS = ("output", "post_activation", "pre_activation")
 qkeras = tfmot.quantization.keras
 
 
-class RescalingConfig(qkeras.QuantizeConfig):
-    """Quantise only the output of a `Rescaling` layer (it has no weights or activation)."""
+OUTPUT_ONLY = (tf_keras.layers.Rescaling, tf_keras.layers.Maximum)  # layers without weights or activation
+
+
+class OutputRangeConfig(qkeras.QuantizeConfig):
+    """Quantise only the output of a layer that has no weights or activation (OUTPUT_ONLY)."""
 
     def get_weights_and_quantizers(self, layer):
         return []
@@ -88,10 +95,10 @@ class RescalingConfig(qkeras.QuantizeConfig):
 def quantize_aware(model: tf_keras.Model) -> tf_keras.Model:
     """A copy of `model` with fake quantisation on every layer; same trainable weights, minus BN's."""
     def annotate(layer):
-        config = RescalingConfig() if isinstance(layer, tf_keras.layers.Rescaling) else None
+        config = OutputRangeConfig() if isinstance(layer, OUTPUT_ONLY) else None
         return qkeras.quantize_annotate_layer(layer, config)
 
-    with qkeras.quantize_scope({"RescalingConfig": RescalingConfig}):
+    with qkeras.quantize_scope({"OutputRangeConfig": OutputRangeConfig}):
         qat = qkeras.quantize_apply(tf_keras.models.clone_model(model, clone_function=annotate))
     for layer in qat.layers:
         if isinstance(layer, qkeras.QuantizeWrapperV2):
@@ -134,7 +141,7 @@ def set_activation_ranges(qat: tf_keras.Model, model: tf_keras.Model, images: np
             if kind not in RANGE_KINDS:
                 raise RuntimeError(f"{layer.name}: no rule to start its {kind!r} range — qat.py knows {RANGE_KINDS}")
             source = model.get_layer(layer.layer.name)
-            probes.append(source.output if kind == "output" else source.input)
+            probes.append(source.input if kind == "pre_activation" else source.output)
             targets.append((lo, hi, len(probes) - 1, source if kind == "pre_activation" else None))
     probe = tf_keras.Model(model.input, probes)
     low = np.full(len(targets), np.inf)
@@ -156,6 +163,47 @@ def with_labels(scores: np.ndarray, records: list[Record], label_weight: float) 
     """QAT's targets: the float model's scores, with `label_weight` of each image's one-hot label mixed in."""
     labels = np.eye(2, dtype=scores.dtype)[[r.y for r in records]]
     return (1.0 - label_weight) * scores + label_weight * labels
+
+
+class Distillation:
+    """What QAT fits and towards what: the quantised model's 2-way softmax towards the float
+    model's (a single-tail model); or, for experts (train/experts.py), each tail's fake-minus-real
+    logit through a sigmoid towards that tail's float score, on every real image and its own
+    source's fakes only — the QAT each tail's own run would get, in the one joined graph (QAT of
+    the joined score moved SD 2.1 decisions on validation; docs/results.md §2, session 19)."""
+
+    def __init__(self, model: tf_keras.Model, qat: tf_keras.Model, data: DataConfig, label_weight: float,
+                 learning_rate: float):
+        self.data, self.label_weight = data, label_weight
+        self.sources = tail_sources(model)
+        optimizer = tf_keras.optimizers.Adam(learning_rate)
+        if not self.sources:
+            self.reference, self.fit_model = model, qat
+            qat.compile(optimizer=optimizer, loss="categorical_crossentropy",
+                        metrics=[tf_keras.metrics.CategoricalAccuracy(name="agreement")])  # argmax agrees with target
+            return
+        self.reference = tf_keras.Model(model.input, [model.get_layer(logit_layer(s)).output for s in self.sources])
+        self.fit_model = tf_keras.Model(qat.input, [
+            tf_keras.layers.Activation("sigmoid", name=f"{s}_p_fake")(qat.get_layer(f"quant_{logit_layer(s)}").output)
+            for s in self.sources])
+        self.fit_model.compile(optimizer=optimizer, loss="binary_crossentropy", weighted_metrics=[])
+
+    def targets(self, x: np.ndarray, records: list[Record], batch_size: int) -> tuple:
+        """(targets, sample weights or None) for images `x` of `records`: one of each per tail for experts."""
+        scores = self.reference.predict(x, batch_size=batch_size, verbose=0)
+        if not self.sources:
+            return (with_labels(scores, records, self.label_weight),
+                    loss_weights(records, self.data) if self.label_weight else None)
+        labels = np.array([[r.y] for r in records], np.float32)
+        targets, weights = [], []
+        for source, logit in zip(self.sources, scores):
+            rows = expert_rows(records, source)
+            w = np.zeros(len(records), np.float32)  # another source's fakes are no business of this tail
+            w[rows] = loss_weights([records[i] for i in rows], self.data) if self.label_weight else 1.0
+            p_fake = 1.0 / (1.0 + np.exp(-logit.astype(np.float64)))
+            targets.append(((1.0 - self.label_weight) * p_fake + self.label_weight * labels).astype(np.float32))
+            weights.append(w)
+        return targets, weights
 
 
 def require_images(cfg: TrainConfig, n_train: int, n_val: int) -> None:
@@ -194,29 +242,28 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
     require_images(cfg, len(train_inputs.records), len(x_val))
     x_val = x_val.astype(np.float32)
     target_val = model.predict(x_val, batch_size=cfg.optim.batch_size, verbose=0)
-    fit_val = (x_val, with_labels(target_val, val_kept, label_weight),
-               *([loss_weights(val_kept, cfg.data)] if label_weight else []))
     qat = quantize_aware(model)
     set_activation_ranges(qat, model, calibration)
-    qat.compile(optimizer=tf_keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
-                metrics=[tf_keras.metrics.CategoricalAccuracy(name="agreement")])  # argmax agrees with the target's
+    distill = Distillation(model, qat, cfg.data, label_weight, learning_rate)
+    target_and_weights = distill.targets(x_val, val_kept, cfg.optim.batch_size)
+    fit_val = (x_val, *target_and_weights) if target_and_weights[1] is not None else (x_val, target_and_weights[0])
     images = "one augmented view per epoch" if augment else "the plain images"
     # Augmented: one fit per epoch, each on its view. Plain: one fit of every epoch, as before the option.
     spans = [(e, e + 1) for e in range(epochs)] if augment else [(0, epochs)]
-    towards = "the float model's scores" + (f" mixed with the labels at {label_weight:g}" if label_weight else "")
+    towards = ("each tail's float scores on every real image and its own source's fakes" if distill.sources
+               else "the float model's scores") + (f" mixed with the labels at {label_weight:g}" if label_weight else "")
     n_train = 0
     for first, end in spans:
         x_train, kept, _ = train_inputs.view(first % train_inputs.count)
         n_train = len(kept)
         require_images(cfg, n_train, len(x_val))
         x_train = x_train.astype(np.float32)
-        target = with_labels(model.predict(x_train, batch_size=cfg.optim.batch_size, verbose=0), kept, label_weight)
-        weights = loss_weights(kept, cfg.data) if label_weight else None
+        target, weights = distill.targets(x_train, kept, cfg.optim.batch_size)
         if not first:
             print(f"QAT: {epochs} epoch(s) at learning rate {learning_rate:g} on {n_train} training images "
                   f"({images}), towards {towards}")
-        qat.fit(x_train, target, sample_weight=weights, validation_data=fit_val, initial_epoch=first, epochs=end,
-                batch_size=cfg.optim.batch_size, shuffle=True, verbose=2)
+        distill.fit_model.fit(x_train, target, sample_weight=weights, validation_data=fit_val, initial_epoch=first,
+                              epochs=end, batch_size=cfg.optim.batch_size, shuffle=True, verbose=2)
     decided = qat.predict(x_val, batch_size=cfg.optim.batch_size, verbose=0).argmax(1)
     summary = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": cfg.optim.batch_size,
                "augmented_views": augment, "label_weight": label_weight, "n_train": int(n_train),

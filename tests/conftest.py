@@ -92,6 +92,26 @@ def tiny_ela_in_graph_export(tiny_run, tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def tiny_experts_run(tmp_path_factory, demo_data, imagenet_cache) -> Path:
+    """A small RGB model with experts (one tail per fake source of the demo data: gan_faces,
+    sd21_faces; ImageNet MobileNet at 96 px), 2 epochs without augmentation or dropout."""
+    from train.configs import get_config, with_fields
+    from train.run import train_run
+    cfg = with_fields(get_config("demo"), input_size=96, epochs=2, batch_size=16, augment=None, dropout=0.0,
+                      experts=True)
+    return train_run(cfg, demo_data, tmp_path_factory.mktemp("runs") / "experts")
+
+
+@pytest.fixture(scope="session")
+def tiny_experts_export(tiny_experts_run, tmp_path_factory) -> dict:
+    """float32 and int8_qat (one epoch) exports of the tiny experts run."""
+    from convert.export import export_run
+    reports = export_run(tiny_experts_run, tmp_path_factory.mktemp("experts_export"), ("float32", "int8_qat"),
+                         check_images=24, qat_epochs=1, calibration_size=TINY_CALIBRATION)
+    return {r["variant"]: r for r in reports}
+
+
+@pytest.fixture(scope="session")
 def tiny_mirror_export(tiny_run, tmp_path_factory) -> dict:
     """float32 and int8 exports of the tiny run, mirror-averaged (`--mirror_average`)."""
     from convert.export import export_run

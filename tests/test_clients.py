@@ -39,14 +39,16 @@ def client_python(client: str) -> str:
 
 @pytest.fixture(scope="module")
 def exports(tiny_export, tiny_qat_export, tiny_ela_in_graph_export, tiny_baked_export,
-            tiny_mirror_export) -> dict[str, str]:
+            tiny_mirror_export, tiny_experts_export) -> dict[str, str]:
     """Every export kind: kind → .tflite path."""
     return {"float32": tiny_export["float32"]["path"], "int8": tiny_export["int8"]["path"],
             "int8_qat": tiny_qat_export["int8_qat"]["path"],
             "ela_in_graph_float32": tiny_ela_in_graph_export["float32"]["path"],
             "ela_in_graph_int8": tiny_ela_in_graph_export["int8"]["path"],
             "baked_float32": tiny_baked_export["float32"]["path"],
-            "mirror_int8": tiny_mirror_export["int8"]["path"]}
+            "mirror_int8": tiny_mirror_export["int8"]["path"],
+            "experts_float32": tiny_experts_export["float32"]["path"],
+            "experts_int8_qat": tiny_experts_export["int8_qat"]["path"]}
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +93,7 @@ def client_probabilities(rows: list[dict], labels: tuple[str, ...]) -> np.ndarra
 def test_every_export_kind_gives_fakelens_scores(client):
     name, results, inputs = client
     assert set(results) == {"float32", "int8", "int8_qat", "ela_in_graph_float32", "ela_in_graph_int8",
-                            "baked_float32", "mirror_int8"}
+                            "baked_float32", "mirror_int8", "experts_float32", "experts_int8_qat"}
     gaps = {}
     for kind, rows in results.items():
         ours = inputs[kind]["ours"]

@@ -78,3 +78,9 @@ def test_a_content_balanced_run_reports_what_content_tells_and_trains(demo_data,
     assert 0.0 <= report["weighted_content_auc"] <= 1.0 and 0.0 <= report["content_auc"] <= 1.0
     assert set(report["effective_share"]) == set(summary["config"]["data"]["sources"])
     assert "content_balance_s" in summary["result"]["timing"]
+    # experts: one regression per tail, within the images that tail trains on (every real + its fakes)
+    experts = json.loads((train_run(with_fields(cfg, experts=True), demo_data, tmp_path / "experts")
+                          / "config.json").read_text())["data"]["content_balance"]
+    assert set(experts) == {"gan_faces", "sd21_faces"}
+    for source, tail in experts.items():
+        assert set(tail["effective_share"]) == {"real_ciplab", "real_lfw", source} and tail["clip"] == 5.0

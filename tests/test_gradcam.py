@@ -8,7 +8,7 @@ import pytest
 import tf_keras
 from PIL import Image
 
-from benchmark.gradcam import CATEGORIES, gallery, grad_cam, heat_outside_centre, last_conv_layer
+from benchmark.gradcam import CATEGORIES, gallery, grad_cam, heat_outside_centre, last_conv_layers
 from benchmark.html_report import write_html
 from train.configs import get_config, with_fields
 from train.data import load_records
@@ -37,7 +37,7 @@ def test_grad_cam_finds_the_evidence_where_it_is():
     image = np.zeros((48, 48, 3), np.uint8)
     image[:12, :12] = 255  # the only bright patch: top left
     model = brightness_model()
-    assert last_conv_layer(model).name == "coarse"
+    assert [layer.name for layer in last_conv_layers(model)] == ["coarse"]
     heat = grad_cam(model, image, class_index=1)
     assert heat.shape == (48, 48) and heat.max() == pytest.approx(1.0) and heat.min() >= 0.0
     assert heat[:12, :12].mean() > 0.9 and heat[24:, 24:].max() == 0.0
@@ -49,7 +49,7 @@ def test_grad_cam_finds_the_evidence_where_it_is():
 def test_grad_cam_on_the_mobilenet_classifier():
     tf_keras.utils.set_random_seed(0)
     model = build_model(input_size=96, alpha=0.25, weights="none")
-    assert last_conv_layer(model).name == "conv_pw_13_relu"
+    assert [layer.name for layer in last_conv_layers(model)] == ["conv_pw_13_relu"]
     image = np.random.default_rng(0).integers(0, 256, (96, 96, 3)).astype(np.uint8)
     called = int(model(image[None].astype(np.float32))[0].numpy().argmax())  # this class has evidence
     heat = grad_cam(model, image, class_index=called)

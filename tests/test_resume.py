@@ -77,3 +77,33 @@ def test_overwrite_starts_an_interrupted_run_afresh(demo_data, tmp_path, killed_
     with open(out / "history.csv", newline="") as f:
         assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1]
     assert json.loads((out / "config.json").read_text())["result"]["optimizer_iterations"] == 2 * 8
+
+
+def test_experts_killed_in_their_second_tail_resume_and_end_like_an_uninterrupted_run(demo_data, tmp_path):
+    """The first tail (finished) is read back, the second resumes from its last backup."""
+    from train.run import train_run
+    out = tmp_path / "run"
+    second = out / "experts" / "sd21_faces"
+    proc = subprocess.Popen([sys.executable, "-m", "train", "--data", str(demo_data), "--out", str(out), *TINY,
+                             "--epochs", str(EPOCHS), "--experts"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not tf_checkpoint_complete(second / "backup"):
+        assert proc.poll() is None and time.time() < deadline, "training ended or stalled before the second tail"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL and (out / "experts" / "gan_faces" / "expert.weights.h5").is_file()
+
+    resumed = run_cli("train", "--data", str(demo_data), "--out", str(out), *TINY, "--epochs", str(EPOCHS), "--experts")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (resume_line,) = [line for line in resumed.stdout.splitlines() if line.startswith("resuming ")]
+    done = int(resume_line.split(" (")[1].split()[0])
+    assert resume_line == f"resuming {out} ({done} epochs of its tails done)" and EPOCHS < done < 2 * EPOCHS
+    with open(second / "history.csv", newline="") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == list(range(EPOCHS))
+    cfg = with_fields(get_config("demo"), alpha=0.25, input_size=64, weights="none", max_per_source=16,
+                      batch_size=8, learning_rate=1e-3, epochs=EPOCHS, experts=True)
+    whole = json.loads((train_run(cfg, demo_data, tmp_path / "whole") / "config.json").read_text())
+    summary = json.loads((out / "config.json").read_text())
+    assert summary["result"]["weights_sha256"] == whole["result"]["weights_sha256"]
+    assert summary["experts"] == whole["experts"]

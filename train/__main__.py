@@ -40,6 +40,9 @@ flags.DEFINE_enum("ela_resolution", None, list(RESOLUTIONS), "Override where ELA
                   "image ('full') or on the resized model input ('resized', needed for convert --ela_in_graph).")
 flags.DEFINE_bool("cache_trunk", None, "Compute the frozen layers once per image and train the tail on them "
                   "(default); --nocache_trunk runs the whole model at every step (same result, slower).")
+flags.DEFINE_bool("experts", None, "Train one tail of the unfrozen layers per fake source (each on every real "
+                  "image and that source's fakes) behind the shared frozen layers; a photo is fake when any tail "
+                  "says so. --noexperts: one tail for all.")
 flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
                   "default: this process's device; mirrored: all local devices; multi_worker: the machines "
                   "listed in the TF_CONFIG environment variable (run the same command on each).")
@@ -54,7 +57,7 @@ flags.DEFINE_multi_string("set", [], "Set any config field: --set group.field=va
 flags.DEFINE_bool("list_configs", False, "Print the named configs and exit.")
 
 OVERRIDES = ("epochs", "batch_size", "alpha", "input_size", "weights", "unfreeze", "dropout", "learning_rate", "lr_schedule",
-             "max_per_source", "protocol", "seed", "cache_trunk")
+             "max_per_source", "protocol", "seed", "cache_trunk", "experts")
 
 
 def main(argv):

@@ -77,6 +77,8 @@ class ModelConfig:
     weights: str = "imagenet"  # "imagenet", "none" (random init) or a path to an .h5 file
     dropout: float = 0.0
     grey: bool = False  # MobileNet sees luma only: greyscale cannot change a decision (train/model.py)
+    experts: bool = False  # one trained tail per fake source behind the shared frozen layers, a photo called fake
+    # when any tail calls it fake (train/experts.py)
 
     def __post_init__(self):
         if self.unfreeze < 0:
@@ -185,10 +187,10 @@ CONFIGS: dict[str, TrainConfig] = {
         TrainConfig("gan_sd_ela", "Paper model 4: real + GAN + SD through ELA, last 20 layers unfrozen",
                     DataConfig(GAN_SOURCES + SD_SOURCES, ela=ELA_90), ModelConfig(unfreeze=20)),
         TrainConfig("fakelens", "Recommended: every source of the data, augmented against format, size and colour "
-                    "shortcuts, class- and source-balanced",
+                    "shortcuts, class- and source-balanced, one expert tail per fake source",
                     DataConfig(augment=Augmentation(views=8, grey_p=0.5), balance=True),
-                    ModelConfig(unfreeze=43, dropout=0.5),  # 43: MobileNet blocks 7-13 trained
-                    OptimConfig(epochs=20, lr_schedule="cosine")),
+                    ModelConfig(unfreeze=56, dropout=0.5, experts=True),  # 56: MobileNet blocks 5-13 trained
+                    OptimConfig(epochs=20, lr_schedule="cosine", cache_float16=True)),
         TrainConfig("demo", "Demo: the fakelens recipe on the synthetic dataset (numbers mean nothing about real "
                     "deepfakes)", DataConfig(augment=Augmentation(views=2), balance=True),
                     ModelConfig(unfreeze=10, dropout=0.5), OptimConfig(epochs=4)),

@@ -19,6 +19,7 @@ class WeightsError(RuntimeError):
 
 
 FEATURES_LAYER = "pool"  # the pooled MobileNet features, before dropout and the 2-way head
+HEAD_LAYER = "real_fake"  # the 2-way softmax every FakeLens classifier ends in
 GREY_LAYER = "to_grey"  # with grey=True: luma in all three channels, before MobileNet
 
 
@@ -101,14 +102,21 @@ def build_model(input_size: int = 224, alpha: float = 1.0, weights: str = "image
     # force_generator: the masks come from a tf.random.Generator, which train.run resets per epoch
     # (only with dropout: creating one draws a seed, which would change every other initial weight)
     x = tf_keras.layers.Dropout(dropout, force_generator=dropout > 0, name="dropout")(x)
-    outputs = tf_keras.layers.Dense(2, activation="softmax", name="real_fake")(x)
+    outputs = tf_keras.layers.Dense(2, activation="softmax", name=HEAD_LAYER)(x)
     return tf_keras.Model(inputs, outputs, name="fakelens_mobilenet_v1")
 
 
 def mobilenet_trainable_count(model: tf_keras.Model) -> int:
     """How many MobileNet layers (head excluded) are trainable."""
-    head = {FEATURES_LAYER, "dropout", "real_fake", "image", "to_unit_range", GREY_LAYER}
+    head = {FEATURES_LAYER, "dropout", HEAD_LAYER, "image", "to_unit_range", GREY_LAYER}
     return sum(1 for layer in model.layers if layer.name not in head and layer.trainable)
+
+
+def first_trainable(model: tf_keras.Model) -> int:
+    """The index in `model.layers` of the first trainable layer (after the input and the rescaling):
+    where the frozen trunk ends."""
+    layers = model.layers
+    return next(i for i in range(2, len(layers)) if layers[i].trainable)
 
 
 def split_frozen_trunk(model: tf_keras.Model) -> tuple[tf_keras.Model, tf_keras.Model]:
@@ -120,7 +128,7 @@ def split_frozen_trunk(model: tf_keras.Model) -> tuple[tf_keras.Model, tf_keras.
     trains the shared layers of `model`.
     """
     layers = model.layers
-    first = next(i for i in range(2, len(layers)) if layers[i].trainable)  # after input + rescaling
+    first = first_trainable(model)
     trunk = tf_keras.Model(model.input, layers[first - 1].output, name="frozen_trunk")
     tail_input = tf_keras.Input(trunk.output_shape[1:], name="trunk_features")
     x = tail_input

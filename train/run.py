@@ -16,17 +16,22 @@ run folder: config.json (resolved config, distribution, preprocessing, data summ
 manifest's sha256, result: validation loss, accuracy — loss-weighted, as trained — and ROC AUC),
 model.keras (the whole model, best epoch by validation loss), checkpoints/best.weights.h5,
 history.csv, logs/ (TensorBoard), skipped.csv (files that could not be read), and while the run
-is unfinished backup/ (model + optimizer after the last finished epoch, for resuming).
+is unfinished backup/ (model + optimizer after the last finished epoch, for resuming). With
+`cfg.model.experts` (train/experts.py) one tail is trained per fake source, one after the other on
+the same views, each in experts/<source>/ (history.csv, checkpoints/, logs/, backup/, and once
+done result.json and expert.weights.h5), and model.keras joins them.
 
 A run killed at any point resumes when started again with the same command: from its last
 finished epoch, with the optimizer's state, the epoch's data order (a function of seed and
-epoch) and the best validation loss so far, so it ends where an uninterrupted run would.
+epoch) and the best validation loss so far, so it ends where an uninterrupted run would
+(experts: finished tails are read back, the interrupted one resumes).
 """
 from __future__ import annotations
 
 import collections
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -50,6 +55,7 @@ from train.augment import augmented
 from train.data import DataError, Record, load_records, manifest_sha256, select, write_skipped
 from train.distribute import (Placement, make_placement, same_on_every_worker, scaled_learning_rate,
                               shard_by_data, weights_sha256)
+from train.experts import expert_rows, expert_sources, join_experts
 from train.io import atomic_path, atomic_write_json, atomic_write_text, make_folder, output_lock
 from train.metrics import roc_auc
 from train.model import build_model, mobilenet_trainable_count, split_frozen_trunk
@@ -85,20 +91,22 @@ def _readable_config(config):
 
 
 def run_state(out: Path, summary: dict, overwrite: bool) -> tuple[int, str | None]:
-    """(epochs finished by an interrupted run in `out`, to resume after; or -1 and why `out`
-    cannot be used). Never raises, so every worker reaches the agreement check."""
+    """(epochs finished by an interrupted run in `out`, to resume after — summed over its tails
+    with model.experts; or -1 and why `out` cannot be used). Never raises, so every worker
+    reaches the agreement check."""
     if overwrite:
         return 0, None
     if (out / "model.keras").exists():
         return -1, f"{out}: holds a finished run — choose another --out or pass --overwrite"
-    latest = tf.train.latest_checkpoint(str(out / "backup"))
-    if latest is None:
+    epochs = summary["config"]["optim"]["epochs"]
+    done = sum(epochs_done(folder, epochs) for folder in [out, *sorted((out / "experts").glob("*"))])
+    if not done:
         return 0, None
     saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
     if resume_key(saved) != resume_key(summary):
         return -1, (f"{out}: holds an interrupted run with another config, data, batch or learning rate — "
                     f"choose another --out, or pass --overwrite to start afresh")
-    return int(latest.rsplit("-", 1)[1]), None
+    return done, None
 
 
 def continue_history(path: Path, finished: int) -> None:
@@ -173,23 +181,27 @@ class EpochBackup(tf_keras.callbacks.Callback):
 
 
 def epoch_batches(views: np.ndarray, y: np.ndarray, w: np.ndarray, batch: int, seed: int, first_epoch: int,
-                  epochs: int, paired: bool = False) -> tf.data.Dataset:
+                  epochs: int, paired: bool = False, rows: np.ndarray | None = None) -> tf.data.Dataset:
     """Global batches (x as float32, y, sample weight) of epochs first_epoch..epochs-1 from `views`
     (V, N, ...; float16 with `optim.cache_float16`): epoch e reads view e % V, in its own order
     drawn from (seed, epoch), so a resumed run sees the batches the uninterrupted run would have.
     `paired`: x is (B, 2, ...), each image in views 2e % V and (2e + 1) % V, so e paired epochs
     read the views that 2e unpaired ones would. Batches are gathered from the arrays in place (a
-    tf.data graph would hold copies of several GiB of activations)."""
+    tf.data graph would hold copies of several GiB of activations). `rows`: the images of `views`
+    that y and w label (one tail's share of them, model.experts); default all."""
+    rows = np.arange(views.shape[1]) if rows is None else rows
+
     def batches():
         for epoch in range(first_epoch, epochs):
             order = tf.random.experimental.stateless_shuffle(
                 tf.range(len(y), dtype=tf.int64), seed=tf.constant([seed, epoch], tf.int64)).numpy()
             for start in range(0, len(order), batch):
                 i = order[start:start + batch]
+                image = rows[i]
                 if paired:
-                    x = np.stack([views[2 * epoch % len(views)][i], views[(2 * epoch + 1) % len(views)][i]], 1)
+                    x = np.stack([views[2 * epoch % len(views)][image], views[(2 * epoch + 1) % len(views)][image]], 1)
                 else:
-                    x = views[epoch % len(views)][i]
+                    x = views[epoch % len(views)][image]
                 yield x.astype(np.float32, copy=False), y[i], w[i]
     shape = ((None, 2) if paired else (None,)) + views.shape[2:]
     spec = (tf.TensorSpec(shape, tf.float32), tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None,), tf.float32))
@@ -265,7 +277,9 @@ def _train_run(cfg: TrainConfig, data: str | Path, out: Path, overwrite: bool, p
                            f"file system they share, or --overwrite")
     if problem:
         raise RunExistsError(problem)
-    if first_epoch:
+    if first_epoch and cfg.model.experts:
+        print(f"resuming {out} ({first_epoch} epochs of its tails done)")
+    elif first_epoch:
         print(f"resuming {out} from epoch {first_epoch} ({first_epoch} of {cfg.optim.epochs} epochs done)")
     work = out if placement.is_chief else Path(tempfile.mkdtemp(prefix="fakelens-worker-"))
     try:
@@ -325,7 +339,7 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     make_folder(work / "checkpoints")  # an unusable --out or missing weights fail before the slow part
     model = build_model(cfg.model.input_size, cfg.model.alpha, cfg.model.weights, cfg.model.unfreeze, cfg.model.dropout,
                         grey=cfg.model.grey)
-    trunk, tail = split_frozen_trunk(model)
+    trunk, _ = split_frozen_trunk(model)
     val_inputs = ViewInputs(cfg, val_recs, "val images", augment=False)
     train_inputs = ViewInputs(cfg, train_recs, "train images", augment=True)
     x_val, val_kept, skipped = val_inputs.view(0)
@@ -334,28 +348,35 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     y_train = np.array([r.y for r in train_kept], np.int64)
     y_val = np.array([r.y for r in val_kept], np.int64)
     require_both_classes(data, cfg, y_train, y_val)  # again: unreadable files may have removed a class
-    w_train, w_val = loss_weights(train_kept, cfg.data), loss_weights(val_kept, cfg.data)
+    experts = expert_sources(train_kept) if cfg.model.experts else []
+    # (name, train rows, val rows, folder) of each tail: one for all, or one per fake source
+    tails = [(source, expert_rows(train_kept, source), expert_rows(val_kept, source), Path("experts") / source)
+             for source in experts] or [(cfg.name, np.arange(len(y_train)), np.arange(len(y_val)), Path())]
+    train_weights = [loss_weights([train_kept[i] for i in rows], cfg.data) for _, rows, *_ in tails]
     content_timing = {}
-    if cfg.data.content_balance:
+    if cfg.data.content_balance:  # within each tail's images: content must not separate what that tail separates
         tick = time.time()
-        w_train, report = content_balance(cfg, train_kept, w_train)
-        summary["data"]["content_balance"] = report
+        reports = {}
+        for k, (name, rows, *_) in enumerate(tails):
+            train_weights[k], report = content_balance(cfg, [train_kept[i] for i in rows], train_weights[k])
+            reports[name] = report
+            print(f"content balance{f' ({name})' if experts else ''}: content alone separates the training classes "
+                  f"at ROC AUC {report['content_auc']:.3f}, {report['weighted_content_auc']:.3f} under the new weights")
+        summary["data"]["content_balance"] = reports if experts else report
         content_timing["content_balance_s"] = round(time.time() - tick, 1)
-        print(f"content balance: content alone separates the training classes at ROC AUC {report['content_auc']:.3f}, "
-              f"{report['weighted_content_auc']:.3f} under the new weights")
 
     if not first_epoch:
         shutil.rmtree(work / "backup", ignore_errors=True)
+        shutil.rmtree(work / "experts", ignore_errors=True)
     write_skipped(skipped, work / "skipped.csv")
     if skipped:
         print(f"{len(skipped)} of {len(train_recs) + len(val_recs)} files skipped, see {out / 'skipped.csv'}")
     global_batch = summary["training"]["global_batch_size"]
-    steps = math.ceil(len(y_train) / global_batch)
-    summary["training"]["steps_per_epoch"] = steps
+    summary["training"]["steps_per_epoch"] = sum(math.ceil(len(rows) / global_batch) for _, rows, *_ in tails)
     summary["data"]["counts"] = split_counts(train_kept + val_kept)
     summary["data"]["skipped"] = len(skipped)
     summary["model"] = {"trainable_mobilenet_layers": mobilenet_trainable_count(model),
-                        "trunk_output_shape": list(trunk.output_shape[1:])}
+                        "trunk_output_shape": list(trunk.output_shape[1:]), **({"experts": experts} if experts else {})}
     atomic_write_json(work / "config.json", summary)
 
     if cfg.optim.cache_trunk:  # each worker computes them itself: the trunk is frozen, so they need no exchange
@@ -364,7 +385,7 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     trunk_seconds, tick = 0.0, time.time()
     v_fit = fit_inputs(trunk, x_val, cfg)
     first = fit_inputs(trunk, x_train, cfg)
-    del x_val, x_train
+    del x_train
     fit_views = np.empty((train_inputs.count,) + first.shape,  # filled in place: several GiB
                          np.float16 if cfg.optim.cache_trunk and cfg.optim.cache_float16 else first.dtype)
     fit_views[0] = first
@@ -377,23 +398,103 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
         trunk_seconds += time.time() - tick
     timing = {"decode_val_s": round(val_inputs.decode_seconds, 1),
               "decode_augment_train_s": round(train_inputs.decode_seconds, 1), "trunk_s": round(trunk_seconds, 1),
-              **content_timing}
+              **content_timing, "fit_s": 0.0}
+    fitted, results = [], {}
+    for (name, rows, val_rows, folder), weights in zip(tails, train_weights):
+        if experts:
+            print(f"tail {len(fitted) + 1} of {len(tails)}: every real image and the fakes of {name}")
+        tail_model, result = fit_tail(
+            cfg, Tail(fit_views, rows, y_train[rows], weights),
+            Tail(v_fit, val_rows, y_val[val_rows], loss_weights([val_kept[i] for i in val_rows], cfg.data)),
+            out / folder, work / folder, placement, global_batch, summary["training"]["learning_rate"],
+            epochs_done(out / folder, cfg.optim.epochs) if experts else first_epoch, expert=bool(experts))
+        fitted.append(tail_model)
+        timing["fit_s"] = round(timing["fit_s"] + result["fit_s"], 1)
+        results[name] = result
+    if experts:
+        model = join_experts(fitted, experts)
+        p_val = model.predict(x_val.astype(np.float32), batch_size=cfg.optim.batch_size, verbose=0)[:, 1]
+        w_val = loss_weights(val_kept, cfg.data)
+        picked = np.clip(np.where(y_val == 1, p_val, 1 - p_val), 1e-7, 1.0)  # Keras' clip of the cross-entropy
+        val_loss = float(np.sum(w_val * -np.log(picked)) / np.sum(w_val))
+        val_acc = float(np.sum(w_val * ((p_val > 0.5) == y_val)) / np.sum(w_val))
+        summary["experts"] = {name: {k: v for k, v in result.items() if k != "p_val"} for name, result in results.items()}
+    else:
+        (model,) = fitted
+        val_loss, val_acc, p_val = (results[cfg.name][k] for k in ("val_loss", "val_accuracy", "p_val"))
+    with atomic_path(work / "model.keras") as tmp:
+        model.save(tmp)
+    fingerprint = weights_sha256(model.get_weights())
+    summary["result"] = {"val_loss": float(val_loss), "val_accuracy": float(val_acc), "val_auc": roc_auc(y_val, p_val),
+                         "n_train": int(len(y_train)), "n_val": int(len(y_val)),
+                         "optimizer_iterations": sum(r["optimizer_iterations"] for r in results.values()),
+                         "weights_sha256": fingerprint, "wall_seconds": round(time.time() - started, 1),
+                         "timing": timing}
+    atomic_write_json(work / "config.json", summary)
+    shutil.rmtree(work / "backup", ignore_errors=True)
+    for folder in (work / "experts").glob("*/backup"):
+        shutil.rmtree(folder, ignore_errors=True)
+    kept = f"run folder {out}" if work == out else "not the chief: its files are discarded"
+    print(f"{cfg.name}: best val accuracy {val_acc:.3f} (n={len(y_val)}), {kept}")
+    print(f"final weights sha256: {fingerprint}")
+    return out
+
+
+@dataclasses.dataclass
+class Tail:
+    """What one tail trains or validates on: rows `rows` of the model inputs `inputs` (the views
+    (V, N, ...) for training, (N, ...) for validation), with their labels and loss weights."""
+    inputs: np.ndarray
+    rows: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+
+
+EXPERT_DONE = "expert.weights.h5"  # a finished tail's weights (model.experts); written last, so it marks the tail done
+
+
+def epochs_done(folder: Path, epochs: int) -> int:
+    """How many epochs the tail trained in `folder` has finished: all once its weights are saved
+    (model.experts), else as many as its last backup holds."""
+    if (folder / EXPERT_DONE).is_file():
+        return epochs
+    latest = tf.train.latest_checkpoint(str(folder / "backup"))
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+def fit_tail(cfg: TrainConfig, train: Tail, val: Tail, backup: Path, work: Path, placement: Placement,
+             global_batch: int, learning_rate: float, first_epoch: int,
+             expert: bool = False) -> tuple[tf_keras.Model, dict]:
+    """Train one tail of `cfg`'s model on `train`, choosing the epoch by `val`'s loss, resuming
+    after `first_epoch` from the backup in `backup`; history, checkpoints and backup go to `work`.
+    Seeded here, so every tail starts from the initial weights a run of its data alone would.
+    An `expert` tail also saves its weights and result in `work` when done, and a finished one is
+    read back instead of trained. Returns the whole model with the trained tail and what it
+    scored (val loss, accuracy, AUC, p(fake), fit seconds)."""
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model.input_size, cfg.model.alpha, cfg.model.weights, cfg.model.unfreeze, cfg.model.dropout,
+                        grey=cfg.model.grey)
+    if expert and (backup / EXPERT_DONE).is_file():
+        model.load_weights(str(backup / EXPERT_DONE))
+        return model, json.loads((backup / "result.json").read_text())
+    make_folder(work / "checkpoints")
+    steps = math.ceil(len(train.rows) / global_batch)
     paired = cfg.optim.consistency > 0
-    train_ds = shard_by_data(epoch_batches(fit_views, y_train, w_train, global_batch, cfg.seed, first_epoch,
-                                           cfg.optim.epochs, paired))
-    val_ds = tf.data.Dataset.from_tensor_slices((v_fit, y_val, w_val))
+    train_ds = shard_by_data(epoch_batches(train.inputs, train.y, train.w, global_batch, cfg.seed, first_epoch,
+                                           cfg.optim.epochs, paired, train.rows))
+    v_fit = val.inputs[val.rows]
+    val_ds = tf.data.Dataset.from_tensor_slices((v_fit, val.y, val.w))
     val_ds = shard_by_data((val_ds.map(consistency.twice) if paired else val_ds).batch(global_batch))
 
     with placement.strategy.scope():  # the trained copy's variables live on every replica
         replica_model = build_model(cfg.model.input_size, cfg.model.alpha, "none", cfg.model.unfreeze, cfg.model.dropout,
-                        grey=cfg.model.grey)
+                                    grey=cfg.model.grey)
         replica_model.set_weights(model.get_weights())
         replica_trunk, replica_tail = split_frozen_trunk(replica_model)
         fit_model = replica_tail if cfg.optim.cache_trunk else tf_keras.Model(
             replica_model.input, replica_tail(replica_trunk(replica_model.input)), name="whole_model")
         if paired:
             fit_model = consistency.paired_model(fit_model)
-        learning_rate = summary["training"]["learning_rate"]
         if cfg.optim.lr_schedule == "cosine":  # a function of the optimizer's step count, so a resumed run follows it too
             learning_rate = tf_keras.optimizers.schedules.CosineDecay(learning_rate, steps * cfg.optim.epochs)
         optimizer = tf_keras.optimizers.Adam(learning_rate)
@@ -408,7 +509,7 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
         checkpoint = tf.train.Checkpoint(model=fit_model, optimizer=optimizer, best_loss=keep_best.best_loss,
                                          best_weights=keep_best.best_weights)
         if first_epoch:
-            checkpoint.restore(tf.train.latest_checkpoint(str(out / "backup"))).assert_existing_objects_matched()
+            checkpoint.restore(tf.train.latest_checkpoint(str(backup / "backup"))).assert_existing_objects_matched()
             continue_history(work / "history.csv", first_epoch)
         tick = time.time()
         fit_model.fit(train_ds, validation_data=val_ds, epochs=cfg.optim.epochs, initial_epoch=first_epoch,
@@ -418,22 +519,17 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
                           tf_keras.callbacks.TensorBoard(str(work / "logs"), write_graph=False),
                           EpochBackup(tf.train.CheckpointManager(checkpoint, str(work / "backup"), max_to_keep=1)),
                       ])
-        timing["fit_s"] = round(time.time() - tick, 1)
+        fit_seconds = round(time.time() - tick, 1)
         keep_best.restore()
         val_loss, val_acc = fit_model.evaluate(val_ds, verbose=0)
         model.set_weights(replica_model.get_weights())
+    _, tail = split_frozen_trunk(model)
     p_val = (tail if cfg.optim.cache_trunk else model).predict(v_fit, batch_size=cfg.optim.batch_size, verbose=0)[:, 1]
-    with atomic_path(work / "model.keras") as tmp:
-        model.save(tmp)
-    fingerprint = weights_sha256(model.get_weights())
-    summary["result"] = {"val_loss": float(val_loss), "val_accuracy": float(val_acc), "val_auc": roc_auc(y_val, p_val),
-                         "n_train": int(len(y_train)), "n_val": int(len(y_val)),
-                         "optimizer_iterations": int(optimizer.iterations.numpy()),
-                         "weights_sha256": fingerprint, "wall_seconds": round(time.time() - started, 1),
-                         "timing": timing}
-    atomic_write_json(work / "config.json", summary)
-    shutil.rmtree(work / "backup", ignore_errors=True)
-    kept = f"run folder {out}" if work == out else "not the chief: its files are discarded"
-    print(f"{cfg.name}: best val accuracy {val_acc:.3f} (n={len(y_val)}), {kept}")
-    print(f"final weights sha256: {fingerprint}")
-    return out
+    result = {"val_loss": float(val_loss), "val_accuracy": float(val_acc), "val_auc": roc_auc(val.y, p_val),
+              "n_train": int(len(train.rows)), "n_val": int(len(val.rows)),
+              "optimizer_iterations": int(optimizer.iterations.numpy()), "fit_s": fit_seconds}
+    if expert:
+        atomic_write_json(work / "result.json", result)
+        with atomic_path(work / EXPERT_DONE) as tmp:
+            model.save_weights(str(tmp))
+    return model, {**result, "p_val": p_val}

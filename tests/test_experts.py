@@ -1,0 +1,111 @@
+"""Experts (`model.experts`): one tail per fake source behind the shared frozen trunk, each trained
+exactly as a held-out run of the other generators would train it, joined into one classifier that
+calls a photo fake when any tail does; Grad-CAM, QAT and the exports handle the joined graph."""
+import json
+
+import numpy as np
+import pytest
+
+from benchmark.gradcam import grad_cam, last_conv_layers
+from convert.runtime import TfliteModel
+from train.configs import get_config, with_fields
+from train.run import train_run
+from train.run_folder import load_run
+
+SOURCES = ["gan_faces", "sd21_faces"]  # the demo data's training fakes
+
+
+@pytest.fixture(scope="module")
+def runs(demo_data, tmp_path_factory):
+    """The demo recipe (2 augmented views, dropout 0.5) at 64 px with random weights: experts, and
+    the two held-out runs whose tails they must equal."""
+    cfg = with_fields(get_config("demo"), alpha=0.25, input_size=64, weights="none", epochs=2, batch_size=16)
+    root = tmp_path_factory.mktemp("experts")
+    return {"experts": load_run(train_run(with_fields(cfg, experts=True), demo_data, root / "experts")),
+            **{kept: load_run(train_run(with_fields(cfg, exclude_sources=tuple(s for s in SOURCES if s != kept)),
+                                        demo_data, root / kept)) for kept in SOURCES}}
+
+
+def test_each_tail_trains_exactly_like_a_run_on_its_source_alone(runs):
+    experts = runs["experts"]
+    for source in SOURCES:
+        alone = runs[source].model
+        trained = [layer for layer in alone.layers if layer.trainable and layer.weights and layer.name != "real_fake"]
+        assert len(trained) == 6  # the layers with weights among the demo config's last 10
+        for layer in trained:
+            for a, b in zip(layer.get_weights(), experts.model.get_layer(f"{source}__{layer.name}").get_weights()):
+                assert np.array_equal(a, b), (source, layer.name)
+        kernel, bias = alone.get_layer("real_fake").get_weights()
+        margin_kernel, margin_bias = experts.model.get_layer(f"{source}__fake_logit").get_weights()
+        assert np.allclose(margin_kernel, kernel[:, 1:] - kernel[:, :1]) and np.allclose(margin_bias, bias[1:] - bias[:1])
+    summary = experts.summary
+    assert summary["model"]["experts"] == SOURCES
+    assert [summary["experts"][s]["n_train"] for s in SOURCES] == [
+        runs[s].summary["result"]["n_train"] for s in SOURCES]
+    assert summary["training"]["steps_per_epoch"] == sum(runs[s].summary["training"]["steps_per_epoch"] for s in SOURCES)
+    assert summary["result"]["optimizer_iterations"] == 2 * summary["training"]["steps_per_epoch"]
+    for source in SOURCES:
+        tail = experts.folder / "experts" / source
+        assert (tail / "history.csv").is_file() and (tail / "expert.weights.h5").is_file()
+        assert not (tail / "backup").exists()
+    assert not (experts.folder / "backup").exists()
+
+
+def test_the_joined_model_calls_fake_when_any_tail_does(tiny_experts_run, demo_data):
+    """p(fake) = sigmoid(max of the tails' fake-minus-real logits), the tails' heads being the
+    held-out runs' heads (above)."""
+    import tf_keras
+    from train.data import load_records, preprocess_records, select
+    model = load_run(tiny_experts_run).model
+    images, *_ = preprocess_records(select(load_records(demo_data), None, ["val"]), load_run(tiny_experts_run)
+                                    .config.preprocessing(), "val images")
+    probe = tf_keras.Model(model.input, [model.get_layer(f"{s}__fake_logit").output for s in SOURCES] + [model.output])
+    *logits, joined = [np.asarray(t, np.float64) for t in probe.predict(images.astype(np.float32), verbose=0)]
+    assert joined.shape == (len(images), 2) and np.allclose(joined.sum(1), 1.0, atol=1e-6)
+    assert np.allclose(joined[:, 1], 1 / (1 + np.exp(-np.maximum(*logits)[:, 0])), atol=1e-5)
+    assert np.abs(logits[0] - logits[1]).min() > 1e-3  # two tails that differ: the maximum is a choice
+
+
+def test_grad_cam_reads_every_tail(runs):
+    model = runs["experts"].model
+    assert [layer.name for layer in last_conv_layers(model)] == [f"{s}__conv_pw_13_relu" for s in SOURCES]
+    image = np.random.default_rng(1).integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    heat = grad_cam(model, image, class_index=int(model(image[None].astype(np.float32))[0].numpy().argmax()))
+    assert heat.shape == (64, 64) and heat.max() == pytest.approx(1.0) and heat.min() >= 0.0
+
+
+def test_experts_export_as_one_graph_with_an_int8_body(tiny_experts_run, tiny_experts_export):
+    """float32: the Keras model's scores; int8_qat: integer up to the float softmax (the MAXIMUM of
+    the tails' logits included), and its decisions mostly the float model's."""
+    summary = json.loads((tiny_experts_run / "config.json").read_text())
+    assert summary["model"]["experts"] == SOURCES and summary["result"]["val_auc"] > 0.8
+    float32, qat = tiny_experts_export["float32"], tiny_experts_export["int8_qat"]
+    assert "MAXIMUM" in float32["float_ops"]
+    images = np.random.default_rng(2).integers(0, 256, (8, 96, 96, 3)).astype(np.float32)
+    keras_scores = load_run(tiny_experts_run).model.predict(images, verbose=0)
+    assert np.allclose(TfliteModel(float32["path"]).probabilities(images), keras_scores, atol=1e-5)
+    assert qat["float_ops"] == ["DEQUANTIZE", "SOFTMAX"]
+    assert qat["vs_float32"]["decision_agreement"] >= 0.8
+
+
+def test_qat_distils_each_tail_on_its_own_images(tiny_experts_run, demo_data):
+    """Each tail's target is its own float score mixed with the label; another source's fakes weigh 0."""
+    import tf_keras
+
+    from convert.qat import Distillation, quantize_aware
+    from train.data import load_records, preprocess_records, select
+    from train.run import loss_weights
+    run = load_run(tiny_experts_run)
+    records = select(load_records(demo_data), run.config.data.sources, ["val"])
+    x, _, kept, _ = preprocess_records(records, run.config.preprocessing(), "val images")
+    distill = Distillation(run.model, quantize_aware(run.model), run.config.data, 0.75, 1e-5)
+    assert distill.sources == SOURCES and len(distill.fit_model.outputs) == 2
+    targets, weights = distill.targets(x.astype(np.float32), kept, 16)
+    y = np.array([r.y for r in kept])
+    for source, target, w in zip(SOURCES, targets, weights):
+        mine = np.array([r.label == "real" or r.source == source for r in kept])
+        assert np.all(w[~mine] == 0) and np.allclose(w[mine], loss_weights([r for r, m in zip(kept, mine) if m],
+                                                                          run.config.data))
+        logit = tf_keras.Model(run.model.input, run.model.get_layer(f"{source}__fake_logit").output)
+        m = logit.predict(x.astype(np.float32), verbose=0)[:, 0].astype(np.float64)
+        assert np.allclose(target[:, 0], 0.25 / (1 + np.exp(-m)) + 0.75 * y, atol=1e-5)
