@@ -462,11 +462,12 @@ def epochs_done(folder: Path, epochs: int) -> int:
     return int(latest.rsplit("-", 1)[1]) if latest else 0
 
 
-def fit_tail(cfg: TrainConfig, train: Tail, val: Tail, backup: Path, work: Path, placement: Placement,
+def fit_tail(cfg: TrainConfig, train: Tail, val: Tail, resume_from: Path, work: Path, placement: Placement,
              global_batch: int, learning_rate: float, first_epoch: int,
              expert: bool = False) -> tuple[tf_keras.Model, dict]:
     """Train one tail of `cfg`'s model on `train`, choosing the epoch by `val`'s loss, resuming
-    after `first_epoch` from the backup in `backup`; history, checkpoints and backup go to `work`.
+    after `first_epoch` from the backup in `resume_from` (the tail's folder in the run folder);
+    history, checkpoints and the new backups go to `work`.
     Seeded here, so every tail starts from the initial weights a run of its data alone would.
     An `expert` tail also saves its weights and result in `work` when done, and a finished one is
     read back instead of trained. Returns the whole model with the trained tail and what it
@@ -474,9 +475,9 @@ def fit_tail(cfg: TrainConfig, train: Tail, val: Tail, backup: Path, work: Path,
     seed_everything(cfg.seed)
     model = build_model(cfg.model.input_size, cfg.model.alpha, cfg.model.weights, cfg.model.unfreeze, cfg.model.dropout,
                         grey=cfg.model.grey)
-    if expert and (backup / EXPERT_DONE).is_file():
-        model.load_weights(str(backup / EXPERT_DONE))
-        return model, json.loads((backup / "result.json").read_text())
+    if expert and (resume_from / EXPERT_DONE).is_file():
+        model.load_weights(str(resume_from / EXPERT_DONE))
+        return model, json.loads((resume_from / "result.json").read_text())
     make_folder(work / "checkpoints")
     steps = math.ceil(len(train.rows) / global_batch)
     paired = cfg.optim.consistency > 0
@@ -509,7 +510,7 @@ def fit_tail(cfg: TrainConfig, train: Tail, val: Tail, backup: Path, work: Path,
         checkpoint = tf.train.Checkpoint(model=fit_model, optimizer=optimizer, best_loss=keep_best.best_loss,
                                          best_weights=keep_best.best_weights)
         if first_epoch:
-            checkpoint.restore(tf.train.latest_checkpoint(str(backup / "backup"))).assert_existing_objects_matched()
+            checkpoint.restore(tf.train.latest_checkpoint(str(resume_from / "backup"))).assert_existing_objects_matched()
             continue_history(work / "history.csv", first_epoch)
         tick = time.time()
         fit_model.fit(train_ds, validation_data=val_ds, epochs=cfg.optim.epochs, initial_epoch=first_epoch,
