@@ -82,22 +82,22 @@ paper: setup weights
 	$(PY) -m benchmark --models $$(ls -d runs/paper/*/export | paste -sd, -) --data $(SHARED)/data --out reports/paper \
 	  --robustness none --invariance none --gradcam 0 --threads 1 --latency_runs 10
 
-# The recommended detector on ../shared/data, exported as float32 and as int8 after quantisation-aware
-# training, each file's operating point chosen on validation (<= 5% of every real source called fake),
-# and the leave-one-generator-out runs: the full benchmark of the detector,
-# then the three runs side by side (held-out generators) without the per-image probes.
-FL := runs/fakelens
+# The recommended detector on ../shared/data, trained once, exported as float32 and as int8 after
+# quantisation-aware training, each file's operating point chosen on validation (<= 5% of every real
+# source called fake); and each of its two tails on its own, which is the leave-one-generator-out run
+# without the other fake source (convert/tail.py): the full benchmark of the detector, then the
+# three side by side (held-out generators) without the per-image probes.
+FL := runs/fakelens/fakelens_none
+FL_EXPORT := --variants float32,int8_qat --qat_augment --qat_label_weight 0.75 --threshold_target source_fpr=0.05
 fakelens: setup weights
-	@for held in none gan_faces sd21_faces; do run=$(FL)/fakelens_$$held; \
-	  [ -f $$run/model.keras ] || $(PY) -m train --config fakelens --data $(SHARED)/data --out $$run \
-	    $$( [ $$held = none ] || echo --exclude_sources $$held ) || exit 1; \
-	  [ -f $$run/export/conversion.json ] || \
-	    $(PY) -m convert --run $$run --variants float32,int8_qat --qat_augment --qat_label_weight 0.75 \
-	      --threshold_target source_fpr=0.05 || exit 1; \
-	done
-	$(PY) -m benchmark --models $(FL)/fakelens_none/export --data $(SHARED)/data --out reports/fakelens
-	$(PY) -m benchmark --models $$(ls -d $(FL)/*/export | paste -sd, -) --data $(SHARED)/data --out reports/fakelens_logo \
-	  --robustness none --invariance none --gradcam 0 --threads 1 --latency_runs 10
+	@[ -f $(FL)/model.keras ] || $(PY) -m train --config fakelens --data $(SHARED)/data --out $(FL)
+	@[ -f $(FL)/export/conversion.json ] || $(PY) -m convert --run $(FL) $(FL_EXPORT)
+	@for tail in gan_faces sd21_faces; do [ -f $(FL)/export_tail_$$tail/conversion.json ] || \
+	  $(PY) -m convert --run $(FL) --tail $$tail $(FL_EXPORT) || exit 1; done
+	$(PY) -m benchmark --models $(FL)/export --data $(SHARED)/data --out reports/fakelens
+	$(PY) -m benchmark --models $(FL)/export,$(FL)/export_tail_gan_faces,$(FL)/export_tail_sd21_faces \
+	  --data $(SHARED)/data --out reports/fakelens_logo --robustness none --invariance none --gradcam 0 --threads 1 \
+	  --latency_runs 10
 
 test: setup weights kotlin-deps browser-deps clients-deps
 	$(PY) -m pytest tests -q

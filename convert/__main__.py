@@ -7,6 +7,7 @@ Examples:
   python -m convert --run runs/fakelens --variants int8 --threshold 0.62 --bake_threshold
   python -m convert --run runs/fakelens --variants float32,int8 --mirror_average
   python -m convert --run runs/fakelens --variants float32,int8_qat --threshold_target source_fpr=0.05
+  python -m convert --run runs/fakelens --tail sd21_faces  # -> runs/fakelens/export_tail_sd21_faces/
 """
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ flags.DEFINE_bool("qat_augment", False, "int8_qat: train on the run's own augmen
                   "instead of the plain training images; needs a run trained with augmentation.")
 flags.DEFINE_float("qat_label_weight", 0.0, "int8_qat: share of each image's label in QAT's targets (the rest is the "
                    "float model's scores; 0 = follow float32 only).", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_string("tail", None, "Export one tail of an experts run (trained with --experts): the tail of this "
+                    "fake source alone, which is the run trained on the real sources and this source only (with two "
+                    "fake sources, the leave-one-generator-out run without the other). Files: *_tail_<source>_*.")
 flags.DEFINE_string("show", None, "Print the FakeLens metadata of a .tflite file and exit.")
 
 
@@ -70,11 +74,11 @@ def main(argv):
             return
         from convert.export import export_folder, export_run, format_report
         from train.io import output_lock
-        with output_lock(export_folder(FLAGS.run, FLAGS.out)):
+        with output_lock(export_folder(FLAGS.run, FLAGS.out, FLAGS.tail)):
             reports = export_run(FLAGS.run, FLAGS.out, FLAGS.variants, FLAGS.data, FLAGS.threshold,
                                  FLAGS.check_images, FLAGS.ela_in_graph, FLAGS.qat_epochs, FLAGS.qat_learning_rate,
                                  FLAGS.bake_threshold, FLAGS.calibration_size, FLAGS.mirror_average,
-                                 FLAGS.qat_augment, FLAGS.threshold_target, FLAGS.qat_label_weight)
+                                 FLAGS.qat_augment, FLAGS.threshold_target, FLAGS.qat_label_weight, FLAGS.tail)
         print(format_report(reports))
 
     return run_main(job)

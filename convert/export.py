@@ -32,6 +32,7 @@ from convert.model_card import convert_command, export_card
 from convert.qat import fine_tune_quantized
 from convert.runtime import TfliteModel
 from convert.selective_quantization import integer_with_float_softmax, quantize_keeping_ela_float
+from convert.tail import tail_run
 from convert.variants import (CALIBRATION_SIZE, DEFAULT_VARIANTS, FLOAT_TAIL_OPS, QAT_EPOCHS,
                               QAT_LEARNING_RATE, REFERENCE, agreement, check_threshold_target, check_variants,
                               shift_warnings, source_shift, variant)
@@ -110,9 +111,9 @@ def with_ela_in_graph(run: Run, model: tf_keras.Model) -> tf_keras.Model:
     return tf_keras.Model(image, model(ElaLayer(ela)(image)), name=f"{model.name}_ela_in_graph")
 
 
-def export_folder(run_folder: str | Path, out: str | Path | None = None) -> Path:
-    """Where a run's exports go: `out`, or the run's own export/ folder."""
-    return Path(out) if out else Path(run_folder) / "export"
+def export_folder(run_folder: str | Path, out: str | Path | None = None, tail: str | None = None) -> Path:
+    """Where a run's exports go: `out`, or the run's own export/ folder (export_tail_<source>/ for a tail)."""
+    return Path(out) if out else Path(run_folder) / ("export" if tail is None else f"export_tail_{tail}")
 
 
 def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAULT_VARIANTS, data: str | None = None,
@@ -120,7 +121,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                qat_epochs: int = QAT_EPOCHS, qat_learning_rate: float = QAT_LEARNING_RATE,
                bake: bool = False, calibration_size: int = CALIBRATION_SIZE,
                mirror_average: bool = False, qat_augment: bool = False,
-               threshold_target: str | None = None, qat_label_weight: float = 0.0) -> list[dict]:
+               threshold_target: str | None = None, qat_label_weight: float = 0.0,
+               tail: str | None = None) -> list[dict]:
     """Convert the run in `folder` to each variant under `out` (default folder/export).
 
     With `ela_in_graph` the model computes ELA itself (exactly as `ela.error_level`), takes the
@@ -142,6 +144,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     `python -m benchmark.threshold` would choose it, instead of `threshold`: a quantised export
     whose scores sit lower than float32's at the same ranking (QAT's do) gets its own operating
     point in one conversion, not in a second one (a second QAT costs minutes).
+    With `tail` (a fake source of an experts run) only that tail is exported, as the run trained
+    on the real sources and that source alone (convert/tail.py); the files get "_tail_<source>".
     """
     specs = check_variants(variants, ela_in_graph)
     if mirror_average and any(v.needs_training for v in specs):
@@ -151,8 +155,10 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     if calibration_size < 1:
         raise ValueError(f"--calibration_size must be at least 1, got {calibration_size}")
     run = load_run(folder)
+    if tail is not None:
+        run = tail_run(run, tail)
     out_arg, data_arg = out, data  # as given, for the card's convert command
-    out = make_folder(export_folder(run.folder, out))  # fail before converting, not after
+    out = make_folder(export_folder(run.folder, out, tail))  # fail before converting, not after
     cfg = run.config
     prep = cfg.preprocessing()
     model, suffix = run.model, ""

@@ -342,8 +342,8 @@ def train_command(run: Run) -> str | None:
         items = set_items(cfg)
     except ValueError:  # not a named config
         return None
-    args = ["python", "-m", "train", "--config", cfg.name, "--data", run.summary["data"]["path"], "--out",
-            str(run.folder)]
+    out = run.folder.with_name(run.name) if run.tail else run.folder  # a tail's run trains into a folder of its own
+    args = ["python", "-m", "train", "--config", cfg.name, "--data", run.summary["data"]["path"], "--out", str(out)]
     for flag, default in (("strategy", "default"), ("lr_scaling", "linear")):
         if training.get(flag, default) != default:
             args += [f"--{flag}", training[flag]]
@@ -359,6 +359,8 @@ def convert_command(run: Run, out: str | Path | None, variants: Sequence[str], d
                     qat_label_weight: float = 0.0) -> str:
     """`python -m convert ...` with the settings of this export."""
     args = ["python", "-m", "convert", "--run", str(run.folder)]
+    if run.tail:
+        args += ["--tail", run.tail]
     if out is not None:
         args += ["--out", str(out)]
     args += ["--variants", ",".join(variants)]

@@ -153,6 +153,25 @@ def test_source_weights_set_a_sources_share_of_its_class_and_leave_the_class_hal
     assert total("a") == pytest.approx(total("b"))  # sources not named keep weight 1
 
 
+def test_an_epoch_of_a_real_share_keeps_every_fake_a_fresh_share_of_reals_and_the_class_balance():
+    """optim.real_share: each epoch draws its reals anew from (seed, epoch); the weights keep each
+    class's total; share 1 is the plain shuffled epoch."""
+    from train.run import epoch_rows, epoch_size
+    y = np.array([0] * 30 + [1] * 10)
+    w = np.where(y == 0, 0.5, 1.5).astype(np.float32)
+    (order, weights), (again, _), (other, _) = (epoch_rows(y, w, 7, e, 0.4) for e in (3, 3, 4))
+    assert np.array_equal(order, again) and set(order) != set(other)
+    assert len(order) == epoch_size(y, 0.4) == 22 and np.sum(y[order] == 1) == 10 and len(set(order)) == 22
+    late = [epoch_rows(y, w, 7, e, 0.4)[0][-6:] for e in range(20)]  # the epoch's end mixes the classes too
+    assert 0.25 < np.mean([np.mean(y[tail] == 0) for tail in late]) < 0.85
+    assert weights[y[order] == 0].sum() == pytest.approx(w[y == 0].sum())
+    assert weights[y[order] == 1].sum() == pytest.approx(w[y == 1].sum())
+    plain, plain_w = epoch_rows(y, w, 7, 3)
+    assert sorted(plain) == list(range(40)) and np.array_equal(plain_w, w[plain]) and epoch_size(y) == 40
+    with pytest.raises(ValueError, match="real_share"):
+        with_fields(get_config("fakelens"), **{"optim.real_share": 0.0})
+
+
 @pytest.mark.parametrize("items, balance, message", [
     (("gan=0",), True, "positive weight"), (("gan",), True, "source=weight"), (("=2",), True, "source=weight"),
     (("gan=x",), True, "positive weight"), (("gan=inf",), True, "positive weight"),

@@ -51,6 +51,43 @@ def test_each_tail_trains_exactly_like_a_run_on_its_source_alone(runs):
     assert not (experts.folder / "backup").exists()
 
 
+def test_a_tail_exports_as_the_run_on_its_source_alone(runs):
+    """`convert --tail`: the file of one tail scores as the held-out run's model and says everywhere
+    that it is that run (training sources, data counts, validation, the commands that remake it)."""
+    from convert.export import export_run
+    from convert.metadata import read_model_info
+    experts = runs["experts"]
+    images = np.random.default_rng(3).integers(0, 256, (8, 64, 64, 3)).astype(np.float32)
+    for source in SOURCES:
+        (other,) = (s for s in SOURCES if s != source)
+        report, qat = export_run(experts.folder, variants=("float32", "int8_qat"), tail=source, qat_epochs=1,
+                                 calibration_size=16, check_images=24)
+        assert qat["float_ops"] == ["DEQUANTIZE", "SOFTMAX"] and qat["vs_float32"]["decision_agreement"] >= 0.8
+        path = experts.folder / f"export_tail_{source}" / f"experts_tail_{source}_float32.tflite"
+        assert report["path"] == str(path)
+        alone = runs[source]
+        assert np.allclose(TfliteModel(path).probabilities(images), alone.model.predict(images, verbose=0), atol=1e-5)
+        info = read_model_info(path)
+        assert set(info.train_sources) == set(alone.config.data.sources) and other not in info.train_sources
+        assert info.extra["data_counts"] == alone.summary["data"]["counts"]
+        card = (path.parent / "MODEL_CARD.md").read_text()
+        assert f"--run {experts.folder} --tail {source}" in card
+        (train,) = [line for line in card.splitlines() if line.startswith("python -m train ")]
+        assert f"--out {experts.folder.parent / f'experts_tail_{source}'} " in train
+        assert f"""data.exclude_sources=["{other}"]""" in train
+        assert f"{alone.summary['result']['val_accuracy']:.3f}" in card
+    assert not (experts.folder / "export").exists()  # the joined model's own export folder is left alone
+
+
+def test_a_tail_is_asked_of_an_experts_run_by_a_source_it_has(runs):
+    from convert.tail import tail_run
+    from train.run_folder import RunError
+    with pytest.raises(RunError, match="needs an experts run"):
+        tail_run(runs["gan_faces"], "gan_faces")
+    with pytest.raises(RunError, match="no tail 'sdxl_faces'; its tails are gan_faces, sd21_faces"):
+        tail_run(runs["experts"], "sdxl_faces")
+
+
 def test_the_joined_model_calls_fake_when_any_tail_does(tiny_experts_run, demo_data):
     """p(fake) = sigmoid(max of the tails' fake-minus-real logits), the tails' heads being the
     held-out runs' heads (above)."""

@@ -101,6 +101,8 @@ class OptimConfig:
     # at 288 px), at a relative rounding of at most 2^-11; each batch is read back as float32
     consistency: float = 0.0  # > 0: train on two augmented views per image, this weight × their JS divergence
     # added to the loss (train/consistency.py); epoch e then reads views 2e and 2e+1
+    real_share: float = 1.0  # < 1: each epoch trains on this share of the real images (every fake), drawn afresh
+    # per epoch, their loss weights scaled up to keep the classes' balance (train.run.epoch_rows)
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
@@ -109,6 +111,9 @@ class OptimConfig:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if not self.consistency >= 0:
             raise ValueError(f"consistency is a loss weight: 0 (off) or positive, got {self.consistency}")
+        if not 0 < self.real_share <= 1:
+            raise ValueError(f"real_share is the share of real images an epoch trains on: in (0, 1], got "
+                             f"{self.real_share}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

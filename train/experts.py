@@ -62,6 +62,26 @@ def _renamed_copy(layer: tf_keras.layers.Layer, prefix: str) -> tf_keras.layers.
     return layer.__class__.from_config(config)
 
 
+def single_tail(model: tf_keras.Model, source: str) -> tf_keras.Model:
+    """Tail `source` of a joined model on its own behind the trunk, p(fake) = sigmoid(its logit):
+    the classifier a run on the real sources and `source`'s fakes alone trains (a tail trains
+    exactly as that run would), so one experts run also holds its leave-one-generator-out runs.
+    The layers are copies (with their weights): a layer shared with `model` would confuse the
+    model cloning of quantisation-aware training."""
+    sources = tail_sources(model)
+    if source not in sources:
+        raise ValueError(f"model {model.name} has no tail {source!r}; its tails: {', '.join(sources) or 'none'}")
+    others = tuple(s + SEPARATOR for s in sources if s != source)
+    image = tf_keras.Input(model.input_shape[1:], name="image")
+    x = image
+    for layer in model.layers[1:]:  # trunk, the tails, the maximum, the head: a chain once the others are gone
+        if not layer.name.startswith(others) and layer.name != COMBINE:
+            copy = _renamed_copy(layer, "")
+            x = copy(x)
+            copy.set_weights(layer.get_weights())
+    return tf_keras.Model(image, x, name=f"{model.name}_{source}")
+
+
 def join_experts(models: list[tf_keras.Model], sources: list[str]) -> tf_keras.Model:
     """One classifier from the trained single-tail `models` (one per source in `sources`, sharing
     their frozen trunk): the trunk once, each tail after it with its layers named "<source>__<layer>",

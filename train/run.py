@@ -180,21 +180,50 @@ class EpochBackup(tf_keras.callbacks.Callback):
         self.manager.save(checkpoint_number=epoch + 1)
 
 
+def epoch_rows(y: np.ndarray, w: np.ndarray, seed: int, epoch: int,
+               real_share: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(order, weights) of one epoch: the indices of `y` it trains on, in the order drawn from (seed,
+    epoch), and their loss weights. With `real_share` < 1 only that share of the real images (y == 0)
+    is kept, the first ones in that order (so a fresh draw each epoch), shuffled again with every
+    fake so that each batch mixes the classes as the epoch does (kept in place, the reals would run
+    out before the fakes and the epoch would end on batches of fakes alone), and their weights are
+    scaled by all reals / kept ones, so both classes weigh what they weigh on all images.
+    Why: reals outnumber each generator's fakes 3-5 to 1 in data v2, and an experts tail trains on
+    every real image, so they are most of each epoch's time; the fakes are the scarce class."""
+    draw = tf.constant([seed, epoch], tf.int64)
+    order = tf.random.experimental.stateless_shuffle(tf.range(len(y), dtype=tf.int64), seed=draw).numpy()
+    reals = int(np.sum(y == 0))
+    kept = epoch_size(y, real_share) - (len(y) - reals)
+    if kept == reals:
+        return order, w[order]
+    order = order[(y[order] != 0) | (np.cumsum(y[order] == 0) <= kept)]
+    order = order[tf.random.experimental.stateless_shuffle(
+        tf.range(len(order), dtype=tf.int64), seed=tf.random.experimental.stateless_fold_in(draw, 1)).numpy()]
+    return order, np.where(y[order] == 0, w[order] * (reals / kept), w[order]).astype(np.float32)
+
+
+def epoch_size(y: np.ndarray, real_share: float = 1.0) -> int:
+    """How many of the images labelled `y` one epoch trains on: every fake and `real_share` of the reals."""
+    reals = int(np.sum(y == 0))
+    return len(y) - reals + math.ceil(real_share * reals)
+
+
 def epoch_batches(views: np.ndarray, y: np.ndarray, w: np.ndarray, batch: int, seed: int, first_epoch: int,
-                  epochs: int, paired: bool = False, rows: np.ndarray | None = None) -> tf.data.Dataset:
+                  epochs: int, paired: bool = False, rows: np.ndarray | None = None,
+                  real_share: float = 1.0) -> tf.data.Dataset:
     """Global batches (x as float32, y, sample weight) of epochs first_epoch..epochs-1 from `views`
     (V, N, ...; float16 with `optim.cache_float16`): epoch e reads view e % V, in its own order
     drawn from (seed, epoch), so a resumed run sees the batches the uninterrupted run would have.
     `paired`: x is (B, 2, ...), each image in views 2e % V and (2e + 1) % V, so e paired epochs
     read the views that 2e unpaired ones would. Batches are gathered from the arrays in place (a
     tf.data graph would hold copies of several GiB of activations). `rows`: the images of `views`
-    that y and w label (one tail's share of them, model.experts); default all."""
+    that y and w label (one tail's share of them, model.experts); default all. `real_share`: see
+    `epoch_rows`."""
     rows = np.arange(views.shape[1]) if rows is None else rows
 
     def batches():
         for epoch in range(first_epoch, epochs):
-            order = tf.random.experimental.stateless_shuffle(
-                tf.range(len(y), dtype=tf.int64), seed=tf.constant([seed, epoch], tf.int64)).numpy()
+            order, weights = epoch_rows(y, w, seed, epoch, real_share)
             for start in range(0, len(order), batch):
                 i = order[start:start + batch]
                 image = rows[i]
@@ -202,7 +231,7 @@ def epoch_batches(views: np.ndarray, y: np.ndarray, w: np.ndarray, batch: int, s
                     x = np.stack([views[2 * epoch % len(views)][image], views[(2 * epoch + 1) % len(views)][image]], 1)
                 else:
                     x = views[epoch % len(views)][image]
-                yield x.astype(np.float32, copy=False), y[i], w[i]
+                yield x.astype(np.float32, copy=False), y[i], weights[start:start + batch]
     shape = ((None, 2) if paired else (None,)) + views.shape[2:]
     spec = (tf.TensorSpec(shape, tf.float32), tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None,), tf.float32))
     return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
@@ -372,7 +401,8 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
     if skipped:
         print(f"{len(skipped)} of {len(train_recs) + len(val_recs)} files skipped, see {out / 'skipped.csv'}")
     global_batch = summary["training"]["global_batch_size"]
-    summary["training"]["steps_per_epoch"] = sum(math.ceil(len(rows) / global_batch) for _, rows, *_ in tails)
+    summary["training"]["steps_per_epoch"] = sum(
+        math.ceil(epoch_size(y_train[rows], cfg.optim.real_share) / global_batch) for _, rows, *_ in tails)
     summary["data"]["counts"] = split_counts(train_kept + val_kept)
     summary["data"]["skipped"] = len(skipped)
     summary["model"] = {"trainable_mobilenet_layers": mobilenet_trainable_count(model),
@@ -479,10 +509,10 @@ def fit_tail(cfg: TrainConfig, train: Tail, val: Tail, resume_from: Path, work: 
         model.load_weights(str(resume_from / EXPERT_DONE))
         return model, json.loads((resume_from / "result.json").read_text())
     make_folder(work / "checkpoints")
-    steps = math.ceil(len(train.rows) / global_batch)
+    steps = math.ceil(epoch_size(train.y, cfg.optim.real_share) / global_batch)
     paired = cfg.optim.consistency > 0
     train_ds = shard_by_data(epoch_batches(train.inputs, train.y, train.w, global_batch, cfg.seed, first_epoch,
-                                           cfg.optim.epochs, paired, train.rows))
+                                           cfg.optim.epochs, paired, train.rows, cfg.optim.real_share))
     v_fit = val.inputs[val.rows]
     val_ds = tf.data.Dataset.from_tensor_slices((v_fit, val.y, val.w))
     val_ds = shard_by_data((val_ds.map(consistency.twice) if paired else val_ds).batch(global_batch))

@@ -31,10 +31,12 @@ class Run:
     config: TrainConfig
     summary: dict
     model: tf_keras.Model
+    tail: str | None = None  # set for one tail of an experts run (convert/tail.py): its fake source
 
     @property
     def name(self) -> str:
-        return self.folder.resolve().name
+        """The run folder's name; a tail's adds "_tail_<source>"."""
+        return self.folder.resolve().name + (f"_tail_{self.tail}" if self.tail else "")
 
 
 def load_run(folder: str | Path) -> Run:

@@ -1,0 +1,35 @@
+"""`python -m convert --tail SOURCE`: one tail of an experts run (train/experts.py) as the run it
+stands for, the run trained on the real sources and SOURCE's fakes only.
+
+Why: each tail trains exactly as that run would (same seed, views, batches and loss; a test
+checks it bit for bit), so with two fake sources an experts run trained once already holds both
+leave-one-generator-out runs: exporting the tail of one source is the run without the other.
+The narrowed run says so everywhere an export reads it: its sources (calibration, QAT, the
+threshold's validation images, the metadata's training sources), its data counts, its
+validation result (the tail's own) and the training command that reproduces it.
+"""
+from __future__ import annotations
+
+from train.configs import with_fields
+from train.experts import single_tail, tail_sources
+from train.run_folder import Run, RunError
+
+
+def tail_run(run: Run, source: str) -> Run:
+    """`run` (an experts run) narrowed to its tail `source`, or a RunError saying why it cannot be."""
+    tails = tail_sources(run.model)
+    if not tails:
+        raise RunError(f"{run.folder}: --tail needs an experts run (trained with --experts on two or more fake "
+                       f"sources); this run has one classifier — export it without --tail")
+    if source not in tails:
+        raise RunError(f"{run.folder}: no tail {source!r}; its tails are {', '.join(tails)}")
+    others = tuple(s for s in tails if s != source)
+    data = run.config.data
+    config = with_fields(run.config, sources=tuple(s for s in data.sources if s not in others),
+                         exclude_sources=tuple(data.exclude_sources) + others)
+    counts = {key: n for key, n in run.summary["data"].get("counts", {}).items()
+              if key.partition("/")[0] not in others}
+    summary = {key: value for key, value in run.summary.items() if key != "experts"}
+    summary.update(config=config.to_dict(), data={**run.summary["data"], "counts": counts},
+                   result=run.summary["experts"][source])
+    return Run(run.folder, config, summary, single_tail(run.model, source), tail=source)
