@@ -245,8 +245,8 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
     qat = quantize_aware(model)
     set_activation_ranges(qat, model, calibration)
     distill = Distillation(model, qat, cfg.data, label_weight, learning_rate)
-    target_and_weights = distill.targets(x_val, val_kept, cfg.optim.batch_size)
-    fit_val = (x_val, *target_and_weights) if target_and_weights[1] is not None else (x_val, target_and_weights[0])
+    val_targets, val_weights = distill.targets(x_val, val_kept, cfg.optim.batch_size)
+    fit_val = (x_val, val_targets) if val_weights is None else (x_val, val_targets, val_weights)
     images = "one augmented view per epoch" if augment else "the plain images"
     # Augmented: one fit per epoch, each on its view. Plain: one fit of every epoch, as before the option.
     spans = [(e, e + 1) for e in range(epochs)] if augment else [(0, epochs)]

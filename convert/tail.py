@@ -21,8 +21,10 @@ def tail_run(run: Run, source: str) -> Run:
     if not tails:
         raise RunError(f"{run.folder}: --tail needs an experts run (trained with --experts on two or more fake "
                        f"sources); this run has one classifier — export it without --tail")
-    if source not in tails:
-        raise RunError(f"{run.folder}: no tail {source!r}; its tails are {', '.join(tails)}")
+    try:
+        model = single_tail(run.model, source)
+    except ValueError as err:
+        raise RunError(f"{run.folder}: {err}") from None
     others = tuple(s for s in tails if s != source)
     data = run.config.data
     config = with_fields(run.config, sources=tuple(s for s in data.sources if s not in others),
@@ -32,4 +34,4 @@ def tail_run(run: Run, source: str) -> Run:
     summary = {key: value for key, value in run.summary.items() if key != "experts"}
     summary.update(config=config.to_dict(), data={**run.summary["data"], "counts": counts},
                    result=run.summary["experts"][source])
-    return Run(run.folder, config, summary, single_tail(run.model, source), tail=source)
+    return Run(run.folder, config, summary, model, tail=source)

@@ -70,7 +70,7 @@ def single_tail(model: tf_keras.Model, source: str) -> tf_keras.Model:
     model cloning of quantisation-aware training."""
     sources = tail_sources(model)
     if source not in sources:
-        raise ValueError(f"model {model.name} has no tail {source!r}; its tails: {', '.join(sources) or 'none'}")
+        raise ValueError(f"no tail {source!r}; its tails are {', '.join(sources) or 'none'}")
     others = tuple(s + SEPARATOR for s in sources if s != source)
     image = tf_keras.Input(model.input_shape[1:], name="image")
     x = image
