@@ -1,10 +1,24 @@
-"""Training input as a tf.data pipeline: parallel decode + preprocessing, a cache, prefetch.
+"""Training input: the views a run trains on (`ViewPool`), and a tf.data pipeline with a cache
+(`make_dataset`, which `python -m train.pipeline_benchmark` measures).
+
+A run's views (`ViewPool`): each view of the training images (decode, then crop, rescale, JPEG
+re-save, ... at each image's own resolution: train/augment.py) is Pillow work, and Pillow
+releases the GIL while it decodes, resizes, filters and encodes, so the threads of
+`preprocess_records` keep every core busy (a view of the 3,087 training images of
+../shared/data: 12 s on 1.7 cores, against 27 s on one core through tf.data, whose
+`tf.numpy_function` runs one call at a time: docs/results.md §5, session 21). While the trunk
+computes one view's activations, the next view is already being decoded. Each image of a view is
+the pure function of (seed, view, file content) that `train.augment` defines, computed by the
+same `Preprocessing.load`: how many threads there are and when they finish change no byte
+(tests/test_view_pool.py compares the views with the tf.data pipeline's).
+
+The tf.data pipeline (`make_dataset`):
 
 Decoding and ELA dominate the input cost, and a plain loop over files does them one image at a
 time, every epoch, while the model waits. Here each image still goes through the one `ela/`
-definition (`Preprocessing.load`, called through `tf.numpy_function`; Pillow releases the GIL
-while it decodes and re-encodes JPEG, so parallel calls overlap), the results are cached so
-later epochs skip the work, and batches are prefetched while the model trains.
+definition (`Preprocessing.load`, called through `tf.numpy_function`, which in practice keeps
+one core busy however many calls run in parallel: see above), the results are cached so later
+epochs skip the work, and batches are prefetched while the model trains.
 
 Unreadable files are per-image problems, never fatal: the mapped function returns a flag with
 each image, a filter drops the flagged ones (before the cache, so they cost nothing later), and
@@ -29,19 +43,20 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from absl import logging
-from tqdm import tqdm
 
 from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
 import tensorflow as tf
 
 from ela import ImageError, Preprocessing
 from ela.perturb import Changed
-from train.data import Record, Skipped
+from train.augment import Augmentation, augmented
+from train.data import Record, Skipped, preprocess_records
 from train.io import atomic_write_json
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -189,19 +204,32 @@ def make_dataset(records: Sequence[Record], prep: Preprocessing | Changed, batch
     return ds.prefetch(AUTOTUNE)
 
 
-def load_all(records: Sequence[Record], prep: Preprocessing | Changed, desc: str,
-             batch_size: int = 32) -> tuple[np.ndarray, list[Record], list[Skipped]]:
-    """Every readable record through the pipeline (parallel, in record order, no cache) into one
-    array: (uint8 images (N, S, S, 3), the records kept, the skipped files). A progress bar
-    counts the images."""
-    skipped: list[Skipped] = []
-    batches = []
-    with tqdm(total=len(records), desc=desc, unit="img", leave=False) as bar:
-        for x, _ in make_dataset(records, prep, batch_size, cache="none", skipped=skipped):
-            batches.append(x.numpy())
-            bar.update(len(batches[-1]))
-        bar.update(len(records) - bar.n)  # the skipped ones
-    bad = {s.path for s in skipped}
-    size = prep.input_size
-    x = np.concatenate(batches) if batches else np.zeros((0, size, size, 3), np.uint8)
-    return x, [r for r in records if r.path not in bad], skipped
+class ViewPool:
+    """Views 0..views-1 of `records` through `prep` (after view v of `augmentation`, if any),
+    each decoded by `train.data.preprocess_records`' threads: `view(i)` returns view i and starts
+    view i + 1 in the background, so at most two views are in memory at once."""
+
+    def __init__(self, records: Sequence[Record], prep: Preprocessing, augmentation: Augmentation | None,
+                 seed: int, views: int, desc: str, workers: int | None = None):
+        self.records, self.prep, self.augmentation = list(records), prep, augmentation
+        self.seed, self.views, self.desc, self.workers = seed, views, desc, workers
+        self.pending: dict[int, Future] = {}
+        self.background = ThreadPoolExecutor(1, thread_name_prefix="views")  # one view after the other
+
+    def _start(self, index: int) -> None:
+        if index >= self.views or index in self.pending:
+            return
+        loader = augmented(self.prep, self.augmentation, self.seed, index) if self.augmentation else self.prep
+        label = self.desc if self.views == 1 else f"{self.desc}, view {index + 1}/{self.views}"
+        self.pending[index] = self.background.submit(preprocess_records, self.records, loader, label, self.workers)
+
+    def view(self, index: int) -> tuple[np.ndarray, list[Record], list[Skipped]]:
+        """(uint8 images (N, S, S, 3) of the readable records, those records, the unreadable files
+        as `Skipped`), in record order."""
+        if not 0 <= index < self.views:
+            raise IndexError(f"view {index} of {self.views}")
+        self._start(index)
+        result = self.pending.pop(index)
+        self._start(index + 1)
+        x, _, kept, skipped = result.result()
+        return x, kept, skipped

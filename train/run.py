@@ -1,5 +1,5 @@
-"""One training run: data → preprocessing through the tf.data pipeline (once per image and
-augmented view) → frozen-trunk activations (once per view) → train the unfrozen tail → a
+"""One training run: data → preprocessing on every core (once per image and augmented view,
+train/pipeline.py) → frozen-trunk activations (once per view) → train the unfrozen tail → a
 self-describing run folder.
 
 With augmentation (`cfg.data.augment`), each training image is decoded and augmented `views` times
@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from absl import logging
 from tqdm import tqdm
 
 from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
@@ -51,7 +52,6 @@ from ela import __version__
 from train import consistency
 from train.configs import DataConfig, TrainConfig, with_fields
 from train.content_balance import content_balance
-from train.augment import augmented
 from train.data import DataError, Record, load_records, manifest_sha256, select, write_skipped
 from train.distribute import (Placement, make_placement, same_on_every_worker, scaled_learning_rate,
                               shard_by_data, weights_sha256)
@@ -59,7 +59,7 @@ from train.experts import expert_rows, expert_sources, join_experts
 from train.io import atomic_path, atomic_write_json, atomic_write_text, make_folder, output_lock
 from train.metrics import roc_auc
 from train.model import build_model, mobilenet_trainable_count, split_frozen_trunk
-from train.pipeline import load_all
+from train.pipeline import ViewPool
 from train.run_folder import seed_everything
 
 
@@ -327,35 +327,43 @@ def require_both_classes(data, cfg: TrainConfig, y_train, y_val) -> None:
 
 class ViewInputs:
     """The model inputs of one split, one view at a time: the images as they are (one view), or
-    `views` augmented versions of them. Each view is decoded, augmented and preprocessed through
-    the tf.data pipeline when asked for, so only one view of images is in memory at once."""
+    `views` augmented versions of them. The views are decoded, augmented and preprocessed by a
+    pool of threads (`train.pipeline.ViewPool`), the next one while the caller works on this
+    one, so at most two views of images are in memory at once."""
 
     def __init__(self, cfg: TrainConfig, records: list[Record], desc: str, augment: bool):
         self.cfg, self.records, self.desc = cfg, records, desc
         self.augment = augment and cfg.data.augment is not None
         self.count = cfg.data.augment.views if self.augment else 1
-        self.decode_seconds = 0.0
+        self.pool = ViewPool(records, cfg.preprocessing(), cfg.data.augment if self.augment else None, cfg.seed,
+                             self.count, desc)
+        self.decode_seconds = 0.0  # time spent waiting for views (what the threads did meanwhile is hidden)
 
     def view(self, index: int) -> tuple[np.ndarray, list[Record], list]:
         """(uint8 images (N, S, S, 3), the records kept, the unreadable files skipped)."""
         tick = time.time()
-        prep = self.cfg.preprocessing()
-        if self.augment:
-            prep = augmented(prep, self.cfg.data.augment, self.cfg.seed, index)
-        label = self.desc if self.count == 1 else f"{self.desc}, view {index + 1}/{self.count}"
-        result = load_all(self.records, prep, label, self.cfg.optim.batch_size)
+        result = self.pool.view(index)
+        if index == 0:  # the same files in every view
+            for skipped in result[2]:
+                logging.warning("skipped %s", skipped.reason)
         self.decode_seconds += time.time() - tick
         return result
 
 
-def fit_inputs(trunk: tf_keras.Model, x: np.ndarray, cfg: TrainConfig) -> np.ndarray:
-    """What the trained part sees of images `x`: the frozen trunk's activations (computed once,
-    in chunks so no float copy of all images is made), or the images as floats."""
-    if not cfg.optim.cache_trunk:  # the same computation, with the frozen layers run again at every step
-        return x.astype(np.float32)
+def fit_inputs(trunk: tf_keras.Model, x: np.ndarray, cfg: TrainConfig, out: np.ndarray | None = None) -> np.ndarray:
+    """What the trained part sees of images `x`: the frozen trunk's activations (computed once),
+    or the images as floats; written into `out` (e.g. one view of the float16 cache) or a new
+    float32 array. In chunks, so no float32 copy of all images or activations is ever made
+    (a view's activations are 2.5 GB as float32)."""
+    shape = trunk.output_shape[1:] if cfg.optim.cache_trunk else x.shape[1:]
+    out = np.empty((len(x),) + tuple(shape), np.float32) if out is None else out
     chunk = 512
-    return np.concatenate([trunk.predict(x[i:i + chunk].astype(np.float32), batch_size=cfg.optim.batch_size, verbose=0)
-                           for i in range(0, len(x), chunk)] or [np.zeros((0,) + trunk.output_shape[1:], np.float32)])
+    for i in range(0, len(x), chunk):
+        part = x[i:i + chunk].astype(np.float32)
+        if cfg.optim.cache_trunk:  # without it, the same computation with the frozen layers run at every step
+            part = trunk.predict(part, batch_size=cfg.optim.batch_size, verbose=0)
+        out[i:i + chunk] = part
+    return out
 
 
 def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out: Path, work: Path,
@@ -414,17 +422,15 @@ def fit_and_save(cfg: TrainConfig, data: str | Path, records: list[Record], out:
               f"{len(y_val)} validation images, computed once")
     trunk_seconds, tick = 0.0, time.time()
     v_fit = fit_inputs(trunk, x_val, cfg)
-    first = fit_inputs(trunk, x_train, cfg)
+    fit_views = np.empty((train_inputs.count, len(x_train)) + v_fit.shape[1:],  # filled in place: several GiB
+                         np.float16 if cfg.optim.cache_trunk and cfg.optim.cache_float16 else np.float32)
+    fit_inputs(trunk, x_train, cfg, fit_views[0])
     del x_train
-    fit_views = np.empty((train_inputs.count,) + first.shape,  # filled in place: several GiB
-                         np.float16 if cfg.optim.cache_trunk and cfg.optim.cache_float16 else first.dtype)
-    fit_views[0] = first
-    del first
     trunk_seconds += time.time() - tick
     for view in tqdm(range(1, train_inputs.count), desc="augmented views", unit="view", leave=False):
         x, _, _ = train_inputs.view(view)
         tick = time.time()
-        fit_views[view] = fit_inputs(trunk, x, cfg)
+        fit_inputs(trunk, x, cfg, fit_views[view])
         trunk_seconds += time.time() - tick
     timing = {"decode_val_s": round(val_inputs.decode_seconds, 1),
               "decode_augment_train_s": round(train_inputs.decode_seconds, 1), "trunk_s": round(trunk_seconds, 1),
