@@ -1,5 +1,7 @@
-"""`python -m train.pipeline_benchmark`: how much faster the tf.data pipeline (train/pipeline.py)
-delivers preprocessed images, and feeds training, than a one-image-at-a-time loop.
+"""`python -m train.pipeline_benchmark`: how much faster the tf.data pipeline (train/pipeline.py,
+`make_dataset`) delivers preprocessed images, and feeds training, than a one-image-at-a-time loop.
+Runs no longer read through it (since session 21 their views come from `ViewPool`, on every
+core; docs/results.md §5), so this measures the pipeline itself, not a run.
 
 Everything is measured in one run on the same images and reported as ratios to the loop, since
 absolute speeds on a shared machine mean little. Training uses the config's model (random
