@@ -233,7 +233,7 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
     started = time.time()
     seed_everything(cfg.seed)
     train_inputs = ViewInputs(cfg, select(records, cfg.data.sources, ["train"], cfg.data.max_per_source),
-                              "QAT train images", augment=augment)
+                              "QAT train images", augment=augment, needed=epochs)
     if augment and train_inputs.count == 1:
         raise ValueError(f"--qat_augment needs a run trained with augmentation; {cfg.name}'s has none")
     x_val, val_kept, _ = ViewInputs(cfg, select(records, cfg.data.sources, ["val"], cfg.data.max_per_source),

@@ -14,7 +14,6 @@ from train.cli import EXIT_DONE, EXIT_USAGE
 COMMANDS = {
     "train": ["--config", "--protocol", "--exclude_sources", "--set"],
     "train.demo_data": ["--seed"],
-    "train.pipeline_benchmark": ["--images", "--cache"],
     "convert": ["--run", "--variants", "--threshold", "--show"],
     "benchmark": ["--models", "--robustness", "--invariance", "--max_quant_drop", "--fail_below", "--max_flip",
                   "--split"],
@@ -40,8 +39,6 @@ USAGE_MISTAKES = [
     (("train", "--config", "gan", "--views", "2"), "--views: config 'gan' uses no augmentation"),
     (("train.demo_data", "a", "b"), "one output folder at most"),
     (("train.demo_data", "--seed", "-1"), "flag --seed=-1"),
-    (("train.pipeline_benchmark", "--images", "0"), "flag --images=0"),
-    (("train.pipeline_benchmark", "--alpha", "0"), "alpha (the MobileNet width) must be positive"),
     (("convert",), "--run is required"),
     (("convert", "--run", "r", "stray"), "unexpected arguments: stray"),
     (("convert", "--run", "r", "--threshold", "7"), "flag --threshold=7"),

@@ -81,6 +81,32 @@ def test_trunk_caching_trains_exactly_like_the_whole_model(demo_data, tmp_path):
     assert 0 < max(gaps) < 2e-3, max(gaps)
 
 
+def test_a_bfloat16_fit_trains_near_float32_and_leaves_float32_behind(demo_data, tmp_path):
+    """optim.precision=mixed_bfloat16: the tail computes in bfloat16 while it trains, on float32
+    weights. The run's model is float32, the process-wide policy is float32 again afterwards,
+    and the weights land near the float32 run's without being equal (bfloat16 rounds)."""
+    import tf_keras
+    from train.model import train_precision
+    from train.run_folder import load_run
+    cfg = with_fields(get_config("demo"), alpha=0.25, input_size=64, weights="none", epochs=2, batch_size=16)
+    exact = load_run(train_run(cfg, demo_data, tmp_path / "float32")).model
+    run = train_run(with_fields(cfg, precision="mixed_bfloat16"), demo_data, tmp_path / "bfloat16")
+    rounded = load_run(run).model
+    assert tf_keras.mixed_precision.global_policy().name == "float32"
+    assert {layer.dtype_policy.name for layer in rounded.layers} == {"float32"}
+    assert json.loads((run / "config.json").read_text())["config"]["optim"]["precision"] == "mixed_bfloat16"
+    trained = [layer.name for layer in exact.layers if layer.trainable and layer.weights]
+    gaps = [np.abs(a - b).max() for name in trained
+            for a, b in zip(exact.get_layer(name).get_weights(), rounded.get_layer(name).get_weights())]
+    assert 0 < max(gaps) < 2e-3, max(gaps)
+    with pytest.raises(RuntimeError), train_precision("mixed_bfloat16"):
+        assert tf_keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        raise RuntimeError("a failed fit")
+    assert tf_keras.mixed_precision.global_policy().name == "float32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        with_fields(cfg, precision="float16")
+
+
 def build_fresh_head(cfg):
     from train.model import build_model
     from train.run_folder import seed_everything

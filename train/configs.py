@@ -24,6 +24,7 @@ SD_SOURCES = ("sd21_faces",)  # the paper trained on SD 1.1/1.5/2.1; data v2 has
 PROTOCOLS = ("as_is", "controlled")
 STRATEGIES = ("default", "mirrored", "multi_worker")  # where a run trains: train/distribute.py
 LR_SCHEDULES = ("constant", "cosine")  # the learning rate over a run: fixed, or cosine decay to 0
+PRECISIONS = ("float32", "mixed_bfloat16")  # what the trained layers compute in while they train (train.model)
 LR_SCALINGS = ("linear", "none")  # learning rate under N replicas: × N, or as configured
 
 
@@ -103,8 +104,13 @@ class OptimConfig:
     # added to the loss (train/consistency.py); epoch e then reads views 2e and 2e+1
     real_share: float = 1.0  # < 1: each epoch trains on this share of the real images (every fake), drawn afresh
     # per epoch, their loss weights scaled up to keep the classes' balance (train.run.epoch_rows)
+    precision: str = "float32"  # "mixed_bfloat16": the trained layers compute in bfloat16 on float32 weights while
+    # they train (faster steps where the CPU has bfloat16 units, e.g. AMX: docs/results.md §5, session 22); the frozen
+    # layers, their cache, validation and the model saved stay float32
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not self.learning_rate > 0:

@@ -6,6 +6,7 @@ takes uint8 pixels directly.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
@@ -98,12 +99,28 @@ def build_model(input_size: int = 224, alpha: float = 1.0, weights: str = "image
         raise ValueError(f"unfreeze={unfreeze} exceeds MobileNet's {len(mobilenet_layers)} layers")
     for i, layer in enumerate(mobilenet_layers):
         layer.trainable = i >= len(mobilenet_layers) - unfreeze
-    x = tf_keras.layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(base.output)
+    # The head computes in float32 under any precision (train_precision): the mean, the dropout masks and the
+    # softmax the loss reads stay exact
+    x = tf_keras.layers.GlobalAveragePooling2D(name=FEATURES_LAYER, dtype="float32")(base.output)
     # force_generator: the masks come from a tf.random.Generator, which train.run resets per epoch
     # (only with dropout: creating one draws a seed, which would change every other initial weight)
-    x = tf_keras.layers.Dropout(dropout, force_generator=dropout > 0, name="dropout")(x)
-    outputs = tf_keras.layers.Dense(2, activation="softmax", name=HEAD_LAYER)(x)
+    x = tf_keras.layers.Dropout(dropout, force_generator=dropout > 0, name="dropout", dtype="float32")(x)
+    outputs = tf_keras.layers.Dense(2, activation="softmax", name=HEAD_LAYER, dtype="float32")(x)
     return tf_keras.Model(inputs, outputs, name="fakelens_mobilenet_v1")
+
+
+@contextlib.contextmanager
+def train_precision(policy: str):
+    """Models built inside compute in `policy` (a Keras mixed-precision policy: "float32" or
+    "mixed_bfloat16"), their variables float32 either way, so their weights load into a float32
+    model as they are. The global policy is restored on leaving, whatever happens inside: it is
+    process-wide, and conversion, evaluation and export must build float32 models."""
+    previous = tf_keras.mixed_precision.global_policy()
+    tf_keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        tf_keras.mixed_precision.set_global_policy(previous)
 
 
 def mobilenet_trainable_count(model: tf_keras.Model) -> int:

@@ -58,7 +58,7 @@ from train.distribute import (Placement, make_placement, same_on_every_worker, s
 from train.experts import expert_rows, expert_sources, join_experts
 from train.io import atomic_path, atomic_write_json, atomic_write_text, make_folder, output_lock
 from train.metrics import roc_auc
-from train.model import build_model, mobilenet_trainable_count, split_frozen_trunk
+from train.model import build_model, mobilenet_trainable_count, split_frozen_trunk, train_precision
 from train.pipeline import ViewPool
 from train.run_folder import seed_everything
 
@@ -329,14 +329,16 @@ class ViewInputs:
     """The model inputs of one split, one view at a time: the images as they are (one view), or
     `views` augmented versions of them. The views are decoded, augmented and preprocessed by a
     pool of threads (`train.pipeline.ViewPool`), the next one while the caller works on this
-    one, so at most two views of images are in memory at once."""
+    one, so at most two views of images are in memory at once. `needed`: how many of the views
+    (0, 1, ...) the caller will ask for, when fewer than all (QAT's epochs): none past them is
+    decoded ahead."""
 
-    def __init__(self, cfg: TrainConfig, records: list[Record], desc: str, augment: bool):
+    def __init__(self, cfg: TrainConfig, records: list[Record], desc: str, augment: bool, needed: int | None = None):
         self.cfg, self.records, self.desc = cfg, records, desc
         self.augment = augment and cfg.data.augment is not None
         self.count = cfg.data.augment.views if self.augment else 1
         self.pool = ViewPool(records, cfg.preprocessing(), cfg.data.augment if self.augment else None, cfg.seed,
-                             self.count, desc)
+                             min(self.count, needed or self.count), desc)
         self.decode_seconds = 0.0  # time spent waiting for views (what the threads did meanwhile is hidden)
 
     def view(self, index: int) -> tuple[np.ndarray, list[Record], list]:
@@ -524,14 +526,15 @@ def fit_tail(cfg: TrainConfig, train: Tail, val: Tail, resume_from: Path, work: 
     val_ds = shard_by_data((val_ds.map(consistency.twice) if paired else val_ds).batch(global_batch))
 
     with placement.strategy.scope():  # the trained copy's variables live on every replica
-        replica_model = build_model(cfg.model.input_size, cfg.model.alpha, "none", cfg.model.unfreeze, cfg.model.dropout,
-                                    grey=cfg.model.grey)
-        replica_model.set_weights(model.get_weights())
-        replica_trunk, replica_tail = split_frozen_trunk(replica_model)
-        fit_model = replica_tail if cfg.optim.cache_trunk else tf_keras.Model(
-            replica_model.input, replica_tail(replica_trunk(replica_model.input)), name="whole_model")
-        if paired:
-            fit_model = consistency.paired_model(fit_model)
+        with train_precision(cfg.optim.precision):  # what it computes in while it trains; `model` stays float32
+            replica_model = build_model(cfg.model.input_size, cfg.model.alpha, "none", cfg.model.unfreeze,
+                                        cfg.model.dropout, grey=cfg.model.grey)
+            replica_model.set_weights(model.get_weights())
+            replica_trunk, replica_tail = split_frozen_trunk(replica_model)
+            fit_model = replica_tail if cfg.optim.cache_trunk else tf_keras.Model(
+                replica_model.input, replica_tail(replica_trunk(replica_model.input)), name="whole_model")
+            if paired:
+                fit_model = consistency.paired_model(fit_model)
         if cfg.optim.lr_schedule == "cosine":  # a function of the optimizer's step count, so a resumed run follows it too
             learning_rate = tf_keras.optimizers.schedules.CosineDecay(learning_rate, steps * cfg.optim.epochs)
         optimizer = tf_keras.optimizers.Adam(learning_rate)
