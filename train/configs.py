@@ -105,8 +105,9 @@ class OptimConfig:
     real_share: float = 1.0  # < 1: each epoch trains on this share of the real images (every fake), drawn afresh
     # per epoch, their loss weights scaled up to keep the classes' balance (train.run.epoch_rows)
     precision: str = "float32"  # "mixed_bfloat16": the trained layers compute in bfloat16 on float32 weights while
-    # they train (faster steps where the CPU has bfloat16 units, e.g. AMX: docs/results.md §5, session 22); the frozen
-    # layers, their cache, validation and the model saved stay float32
+    # they train (faster steps where the CPU has bfloat16 units, e.g. AMX: docs/results.md §5, session 22), so the
+    # best epoch is chosen on that copy's validation loss; the frozen layers, their cache, the final validation
+    # scores of the model and the model saved stay float32
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
