@@ -79,13 +79,15 @@ def test_overwrite_starts_an_interrupted_run_afresh(demo_data, tmp_path, killed_
     assert json.loads((out / "config.json").read_text())["result"]["optimizer_iterations"] == 2 * 8
 
 
-def test_experts_killed_in_their_second_tail_resume_and_end_like_an_uninterrupted_run(demo_data, tmp_path):
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])  # `fakelens` trains in bfloat16
+def test_experts_killed_in_their_second_tail_resume_and_end_like_an_uninterrupted_run(demo_data, tmp_path, precision):
     """The first tail (finished) is read back, the second resumes from its last backup."""
     from train.run import train_run
     out = tmp_path / "run"
     second = out / "experts" / "sd21_faces"
-    proc = subprocess.Popen([sys.executable, "-m", "train", "--data", str(demo_data), "--out", str(out), *TINY,
-                             "--epochs", str(EPOCHS), "--experts"], cwd=ROOT, stdout=subprocess.DEVNULL,
+    command = ["--data", str(demo_data), "--out", str(out), *TINY, "--epochs", str(EPOCHS), "--experts",
+               "--set", f"optim.precision={precision}"]
+    proc = subprocess.Popen([sys.executable, "-m", "train", *command], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while not tf_checkpoint_complete(second / "backup"):
@@ -94,7 +96,7 @@ def test_experts_killed_in_their_second_tail_resume_and_end_like_an_uninterrupte
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL and (out / "experts" / "gan_faces" / "expert.weights.h5").is_file()
 
-    resumed = run_cli("train", "--data", str(demo_data), "--out", str(out), *TINY, "--epochs", str(EPOCHS), "--experts")
+    resumed = run_cli("train", *command)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (resume_line,) = [line for line in resumed.stdout.splitlines() if line.startswith("resuming ")]
     done = int(resume_line.split(" (")[1].split()[0])
@@ -102,9 +104,10 @@ def test_experts_killed_in_their_second_tail_resume_and_end_like_an_uninterrupte
     with open(second / "history.csv", newline="") as f:
         assert [int(row["epoch"]) for row in csv.DictReader(f)] == list(range(EPOCHS))
     cfg = with_fields(get_config("demo"), alpha=0.25, input_size=64, weights="none", max_per_source=16,
-                      batch_size=8, learning_rate=1e-3, epochs=EPOCHS, experts=True)
+                      batch_size=8, learning_rate=1e-3, epochs=EPOCHS, experts=True, precision=precision)
     whole = json.loads((train_run(cfg, demo_data, tmp_path / "whole") / "config.json").read_text())
     summary = json.loads((out / "config.json").read_text())
+    assert summary["config"]["optim"]["precision"] == whole["config"]["optim"]["precision"] == precision
     assert summary["result"]["weights_sha256"] == whole["result"]["weights_sha256"]
     untimed = [{source: {k: v for k, v in result.items() if k != "fit_s"} for source, result in run["experts"].items()}
                for run in (summary, whole)]

@@ -201,8 +201,8 @@ CONFIGS: dict[str, TrainConfig] = {
         TrainConfig("fakelens", "Recommended: every source of the data, augmented against format, size and colour "
                     "shortcuts, class- and source-balanced, one expert tail per fake source",
                     DataConfig(augment=Augmentation(views=8, grey_p=0.5), balance=True),
-                    ModelConfig(unfreeze=56, dropout=0.5, experts=True),  # 56: MobileNet blocks 5-13 trained
-                    OptimConfig(epochs=20, lr_schedule="cosine", cache_float16=True)),
+                    ModelConfig(unfreeze=50, dropout=0.5, experts=True),  # 50: MobileNet blocks 6-13 trained
+                    OptimConfig(epochs=20, lr_schedule="cosine", cache_float16=True, precision="mixed_bfloat16")),
         TrainConfig("demo", "Demo: the fakelens recipe on the synthetic dataset (numbers mean nothing about real "
                     "deepfakes)", DataConfig(augment=Augmentation(views=2), balance=True),
                     ModelConfig(unfreeze=10, dropout=0.5), OptimConfig(epochs=4)),
