@@ -48,7 +48,8 @@ flags.DEFINE_float("qat_learning_rate", QAT_LEARNING_RATE, "int8_qat: Adam learn
 flags.DEFINE_bool("qat_augment", False, "int8_qat: train on the run's own augmented views (one per epoch) "
                   "instead of the plain training images; needs a run trained with augmentation.")
 flags.DEFINE_float("qat_label_weight", 0.0, "int8_qat: share of each image's label in QAT's targets (the rest is the "
-                   "float model's scores; 0 = follow float32 only).", lower_bound=0.0, upper_bound=1.0)
+                   "float model's scores, for experts each tail's logit; 0 = follow float32 only).",
+                   lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_string("tail", None, "Export one tail of an experts run (trained with --experts): the tail of this "
                     "fake source alone, which is the run trained on the real sources and this source only (with two "
                     "fake sources, the leave-one-generator-out run without the other). Files: *_tail_<source>_*.")

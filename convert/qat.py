@@ -8,14 +8,15 @@ the model and trains a few epochs on the run's own training split, so the weight
 with the rounding. The converter then takes the ranges learned here.
 
 What it learns: to give the float model's scores (its softmax on each training image is the
-target, cross-entropy to it is the loss), not the labels. QAT is here to undo quantisation
-damage; refitting the labels would be more training instead, and on these small, noisy runs
-(val accuracy jumps by several points from epoch to epoch in training) it drifts away from the
-checkpoint training chose. The validation split is scored both ways: decision agreement with
-the float model and accuracy against the labels. `label_weight` > 0 mixes the labels into the
-targets (that share of a one-hot label, the rest the float scores; each image weighted as in the
-training loss): for a quantised model that follows float32's ranking but loses fakes near the
-threshold, the labels say which side of it they belong on.
+target, cross-entropy to it is the loss; for experts each tail's logit, `logit_loss`), not the
+labels. QAT is here to undo quantisation damage; refitting the labels would be more training
+instead, and on these small, noisy runs (val accuracy jumps by several points from epoch to
+epoch in training) it drifts away from the checkpoint training chose. The validation split is
+scored both ways: decision agreement with the float model and accuracy against the labels.
+`label_weight` > 0 mixes the labels in (that share of a one-hot label in the targets, the rest
+the float scores; for experts that share of the loss is the label's cross-entropy; each image
+weighted as in the training loss): for a quantised model that follows float32's ranking but
+loses fakes near the threshold, the labels say which side of it they belong on.
 
 On which images (`augment`): the plain training images by default; or, for a run trained with
 augmentation, one of the run's own augmented views per epoch (the views training made, same
@@ -47,6 +48,7 @@ import time
 import numpy as np
 
 from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
+import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
 # The input's QuantizeLayer is not in tfmot's public API; it is needed to tell it from the wrappers.
@@ -165,12 +167,32 @@ def with_labels(scores: np.ndarray, records: list[Record], label_weight: float) 
     return (1.0 - label_weight) * scores + label_weight * labels
 
 
+def logit_loss(label_weight: float):
+    """An experts tail's QAT loss per image, from its target columns (float logit, label) and its
+    quantised logit z: `label_weight` × the label's cross-entropy on sigmoid(z) + the rest × half
+    the squared distance of z from the float logit.
+
+    Why logits: fitted to the float tail's probability by cross-entropy (the single-tail QAT),
+    whose gradient is a difference of probabilities and fades wherever both saturate, the int8
+    tails' logits sat about one unit above float32's on validation, with about one unit of noise
+    (median |Δ| 0.96 where float32's logit is below −5, among the reals, where never-trained
+    generators' faces sit). Fitted by distance, that median is 0.36 and the shift is gone; on the
+    test split the SD 1.5 AUC gap to float32 fell from −0.136 to −0.057 (docs/results.md §2–§3,
+    session 24). The maximum of the tails compares their logits, so each must keep float32's."""
+    def loss(target, logit):
+        float_logit, label = target[:, :1], target[:, 1:]
+        labelled = tf.nn.sigmoid_cross_entropy_with_logits(label, logit)
+        fitted = 0.5 * tf.square(logit - float_logit)
+        return tf.reduce_mean(label_weight * labelled + (1.0 - label_weight) * fitted, -1)
+    return loss
+
+
 class Distillation:
     """What QAT fits and towards what: the quantised model's 2-way softmax towards the float
     model's (a single-tail model); or, for experts (train/experts.py), each tail's fake-minus-real
-    logit through a sigmoid towards that tail's float score, on every real image and its own
-    source's fakes only — the QAT each tail's own run would get, in the one joined graph (QAT of
-    the joined score moved SD 2.1 decisions on validation; docs/results.md §2, session 19)."""
+    logit towards that tail's float logit (`logit_loss`), on every real image and its own source's
+    fakes only — the QAT each tail's own run would get, in the one joined graph (QAT of the joined
+    score moved SD 2.1 decisions on validation; docs/results.md §2, session 19)."""
 
     def __init__(self, model: tf_keras.Model, qat: tf_keras.Model, data: DataConfig, label_weight: float,
                  learning_rate: float):
@@ -183,25 +205,24 @@ class Distillation:
                         metrics=[tf_keras.metrics.CategoricalAccuracy(name="agreement")])  # argmax agrees with target
             return
         self.reference = tf_keras.Model(model.input, [model.get_layer(logit_layer(s)).output for s in self.sources])
-        self.fit_model = tf_keras.Model(qat.input, [
-            tf_keras.layers.Activation("sigmoid", name=f"{s}_p_fake")(qat.get_layer(f"quant_{logit_layer(s)}").output)
-            for s in self.sources])
-        self.fit_model.compile(optimizer=optimizer, loss="binary_crossentropy", weighted_metrics=[])
+        self.fit_model = tf_keras.Model(qat.input, [qat.get_layer(f"quant_{logit_layer(s)}").output
+                                                    for s in self.sources])
+        self.fit_model.compile(optimizer=optimizer, loss=logit_loss(label_weight), weighted_metrics=[])
 
     def targets(self, x: np.ndarray, records: list[Record], batch_size: int) -> tuple:
-        """(targets, sample weights or None) for images `x` of `records`: one of each per tail for experts."""
-        scores = self.reference.predict(x, batch_size=batch_size, verbose=0)
+        """(targets, sample weights or None) for images `x` of `records`: for experts, one of each
+        per tail, the targets as (float logit, label) columns."""
+        scores = self.reference.predict(x, batch_size=batch_size, verbose=0)  # one array per output, or the one
         if not self.sources:
             return (with_labels(scores, records, self.label_weight),
                     loss_weights(records, self.data) if self.label_weight else None)
         labels = np.array([[r.y] for r in records], np.float32)
         targets, weights = [], []
-        for source, logit in zip(self.sources, scores):
+        for source, logit in zip(self.sources, scores if len(self.sources) > 1 else [scores]):
             rows = expert_rows(records, source)
             w = np.zeros(len(records), np.float32)  # another source's fakes are no business of this tail
             w[rows] = loss_weights([records[i] for i in rows], self.data) if self.label_weight else 1.0
-            p_fake = 1.0 / (1.0 + np.exp(-logit.astype(np.float64)))
-            targets.append(((1.0 - self.label_weight) * p_fake + self.label_weight * labels).astype(np.float32))
+            targets.append(np.concatenate([logit, labels], 1).astype(np.float32))
             weights.append(w)
         return targets, weights
 
@@ -250,7 +271,7 @@ def fine_tune_quantized(model: tf_keras.Model, cfg: TrainConfig, records: list[R
     images = "one augmented view per epoch" if augment else "the plain images"
     # Augmented: one fit per epoch, each on its view. Plain: one fit of every epoch, as before the option.
     spans = [(e, e + 1) for e in range(epochs)] if augment else [(0, epochs)]
-    towards = ("each tail's float scores on every real image and its own source's fakes" if distill.sources
+    towards = ("each tail's float logit on every real image and its own source's fakes" if distill.sources
                else "the float model's scores") + (f" mixed with the labels at {label_weight:g}" if label_weight else "")
     n_train = 0
     for first, end in spans:

@@ -126,11 +126,13 @@ def test_experts_export_as_one_graph_with_an_int8_body(tiny_experts_run, tiny_ex
 
 
 def test_qat_distils_each_tail_on_its_own_images(tiny_experts_run, demo_data):
-    """Each tail's target is its own float score mixed with the label; another source's fakes weigh 0."""
+    """Each tail's targets are its own float logit and the label, joined or alone; another source's
+    fakes weigh 0."""
     import tf_keras
 
     from convert.qat import Distillation, quantize_aware
     from train.data import load_records, preprocess_records, select
+    from train.experts import single_tail
     from train.run import loss_weights
     run = load_run(tiny_experts_run)
     records = select(load_records(demo_data), run.config.data.sources, ["val"])
@@ -145,4 +147,27 @@ def test_qat_distils_each_tail_on_its_own_images(tiny_experts_run, demo_data):
                                                                           run.config.data))
         logit = tf_keras.Model(run.model.input, run.model.get_layer(f"{source}__fake_logit").output)
         m = logit.predict(x.astype(np.float32), verbose=0)[:, 0].astype(np.float64)
-        assert np.allclose(target[:, 0], 0.25 / (1 + np.exp(-m)) + 0.75 * y, atol=1e-5)
+        assert target.shape == (len(kept), 2) and np.allclose(target[:, 0], m, atol=1e-5)
+        assert np.array_equal(target[:, 1], y)
+        # one tail on its own (convert --tail): every image gets its own logit, not the first image's
+        alone = single_tail(run.model, source)
+        (target_alone,), _ = Distillation(alone, quantize_aware(alone), run.config.data, 0.75, 1e-5).targets(
+            x.astype(np.float32), kept, 16)
+        assert np.allclose(target_alone[:, 0], m, atol=1e-5) and np.ptp(target_alone[:, 0]) > 0
+
+
+def test_qat_loss_holds_each_tail_to_its_float_logit_where_probabilities_saturate():
+    """The experts' QAT loss: label_weight × the label's cross-entropy + the rest × half the squared
+    logit distance. A confidently real image whose int8 logit drifted from -12 to -6 costs (the
+    probability fit it replaced cost about 0.002 there); a logit on its float target costs only
+    the label part."""
+    import tensorflow as tf
+
+    from convert.qat import logit_loss
+    loss = logit_loss(0.75)
+    target = np.array([[-12.0, 0.0], [-12.0, 0.0], [3.0, 1.0]], np.float32)
+    z = np.array([[-6.0], [-12.0], [3.0]], np.float32)
+    got = loss(tf.constant(target), tf.constant(z)).numpy()
+    bce = np.log1p(np.exp(-np.abs(z[:, 0]))) + np.maximum(z[:, 0], 0) - z[:, 0] * target[:, 1]
+    assert np.allclose(got, 0.75 * bce + 0.25 * 0.5 * (z[:, 0] - target[:, 0]) ** 2, atol=1e-6)
+    assert got[0] > 4.0 and got[1] < 1e-5 and got[2] == pytest.approx(0.75 * np.log1p(np.exp(-3.0)), abs=1e-6)
