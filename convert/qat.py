@@ -212,13 +212,14 @@ class Distillation:
     def targets(self, x: np.ndarray, records: list[Record], batch_size: int) -> tuple:
         """(targets, sample weights or None) for images `x` of `records`: for experts, one of each
         per tail, the targets as (float logit, label) columns."""
-        scores = self.reference.predict(x, batch_size=batch_size, verbose=0)  # one array per output, or the one
+        scores = self.reference.predict(x, batch_size=batch_size, verbose=0)
         if not self.sources:
             return (with_labels(scores, records, self.label_weight),
                     loss_weights(records, self.data) if self.label_weight else None)
         labels = np.array([[r.y] for r in records], np.float32)
+        logits = scores if len(self.sources) > 1 else [scores]  # Keras returns one output as an array, not a list
         targets, weights = [], []
-        for source, logit in zip(self.sources, scores if len(self.sources) > 1 else [scores]):
+        for source, logit in zip(self.sources, logits):
             rows = expert_rows(records, source)
             w = np.zeros(len(records), np.float32)  # another source's fakes are no business of this tail
             w[rows] = loss_weights([records[i] for i in rows], self.data) if self.label_weight else 1.0

@@ -158,8 +158,8 @@ def test_qat_distils_each_tail_on_its_own_images(tiny_experts_run, demo_data):
 
 def test_qat_loss_holds_each_tail_to_its_float_logit_where_probabilities_saturate():
     """The experts' QAT loss: label_weight × the label's cross-entropy + the rest × half the squared
-    logit distance. A confidently real image whose int8 logit drifted from -12 to -6 costs (the
-    probability fit it replaced cost about 0.002 there); a logit on its float target costs only
+    logit distance. A confidently real image whose int8 logit drifted from -12 to -6 costs over 4
+    (the probability fit it replaced charged about 0.002 there); a logit on its float target costs only
     the label part."""
     import tensorflow as tf
 
