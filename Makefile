@@ -86,12 +86,13 @@ paper: setup weights
 # quantisation-aware training, each file's operating point chosen on validation (<= 5% of every real
 # source called fake); and each of its two tails on its own, which is the leave-one-generator-out run
 # without the other fake source (convert/tail.py): the full benchmark of the detector, then the
-# three side by side (held-out generators) without the per-image probes.
+# three side by side (held-out generators) without the per-image probes. The joined file raises the
+# diffusion tail's logit by 2 before the maximum (convert --tail_offset; chosen on validation, session 25).
 FL := runs/fakelens/fakelens_none
 FL_EXPORT := --variants float32,int8_qat --qat_augment --qat_label_weight 0.75 --threshold_target source_fpr=0.05
 fakelens: setup weights
 	@[ -f $(FL)/model.keras ] || $(PY) -m train --config fakelens --data $(SHARED)/data --out $(FL)
-	@[ -f $(FL)/export/conversion.json ] || $(PY) -m convert --run $(FL) $(FL_EXPORT)
+	@[ -f $(FL)/export/conversion.json ] || $(PY) -m convert --run $(FL) $(FL_EXPORT) --tail_offset sd21_faces=2
 	@for tail in gan_faces sd21_faces; do [ -f $(FL)/export_tail_$$tail/conversion.json ] || \
 	  $(PY) -m convert --run $(FL) --tail $$tail $(FL_EXPORT) || exit 1; done
 	$(PY) -m benchmark --models $(FL)/export --data $(SHARED)/data --out reports/fakelens

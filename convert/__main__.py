@@ -8,13 +8,14 @@ Examples:
   python -m convert --run runs/fakelens --variants float32,int8 --mirror_average
   python -m convert --run runs/fakelens --variants float32,int8_qat --threshold_target source_fpr=0.05
   python -m convert --run runs/fakelens --tail sd21_faces  # -> runs/fakelens/export_tail_sd21_faces/
+  python -m convert --run runs/fakelens --tail_offset sd21_faces=2 --threshold_target source_fpr=0.05
 """
 from __future__ import annotations
 
 from absl import app, flags
 
 from convert.variants import (CALIBRATION_SIZE, DEFAULT_VARIANTS, QAT_EPOCHS, QAT_LEARNING_RATE, VARIANTS,
-                              check_threshold_target, check_variants)
+                              check_threshold_target, check_variants, parse_tail_offsets)
 from train.cli import main_entry, run_main
 
 FLAGS = flags.FLAGS
@@ -53,6 +54,10 @@ flags.DEFINE_float("qat_label_weight", 0.0, "int8_qat: share of each image's lab
 flags.DEFINE_string("tail", None, "Export one tail of an experts run (trained with --experts): the tail of this "
                     "fake source alone, which is the run trained on the real sources and this source only (with two "
                     "fake sources, the leave-one-generator-out run without the other). Files: *_tail_<source>_*.")
+flags.DEFINE_list("tail_offset", [], "SOURCE=LOGIT,...: in an experts run's joined model, add LOGIT to tail "
+                  "SOURCE's fake-minus-real logit before the maximum, so that its evidence is not drowned by a tail "
+                  "that scores real photos higher (fakelens: sd21_faces=2, chosen on validation). Choose the "
+                  "threshold after it (--threshold_target).")
 flags.DEFINE_string("show", None, "Print the FakeLens metadata of a .tflite file and exit.")
 
 
@@ -62,6 +67,7 @@ def main(argv):
     try:
         check_variants(FLAGS.variants, FLAGS.ela_in_graph)
         check_threshold_target(FLAGS.threshold_target, FLAGS.bake_threshold)
+        tail_offsets = parse_tail_offsets(FLAGS.tail_offset)
     except ValueError as err:
         raise app.UsageError(str(err)) from None
     if FLAGS.threshold_target is not None and FLAGS["threshold"].present:
@@ -79,7 +85,8 @@ def main(argv):
             reports = export_run(FLAGS.run, FLAGS.out, FLAGS.variants, FLAGS.data, FLAGS.threshold,
                                  FLAGS.check_images, FLAGS.ela_in_graph, FLAGS.qat_epochs, FLAGS.qat_learning_rate,
                                  FLAGS.bake_threshold, FLAGS.calibration_size, FLAGS.mirror_average,
-                                 FLAGS.qat_augment, FLAGS.threshold_target, FLAGS.qat_label_weight, FLAGS.tail)
+                                 FLAGS.qat_augment, FLAGS.threshold_target, FLAGS.qat_label_weight, FLAGS.tail,
+                                 tail_offsets)
         print(format_report(reports))
 
     return run_main(job)

@@ -32,7 +32,7 @@ from convert.model_card import convert_command, export_card
 from convert.qat import fine_tune_quantized
 from convert.runtime import TfliteModel
 from convert.selective_quantization import integer_with_float_softmax, quantize_keeping_ela_float
-from convert.tail import tail_run
+from convert.tail import offset_tails, tail_run
 from convert.variants import (CALIBRATION_SIZE, DEFAULT_VARIANTS, FLOAT_TAIL_OPS, QAT_EPOCHS,
                               QAT_LEARNING_RATE, REFERENCE, agreement, check_threshold_target, check_variants,
                               shift_warnings, source_shift, variant)
@@ -122,7 +122,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                bake: bool = False, calibration_size: int = CALIBRATION_SIZE,
                mirror_average: bool = False, qat_augment: bool = False,
                threshold_target: str | None = None, qat_label_weight: float = 0.0,
-               tail: str | None = None) -> list[dict]:
+               tail: str | None = None, tail_offsets: dict[str, float] | None = None) -> list[dict]:
     """Convert the run in `folder` to each variant under `out` (default folder/export).
 
     With `ela_in_graph` the model computes ELA itself (exactly as `ela.error_level`), takes the
@@ -146,6 +146,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     point in one conversion, not in a second one (a second QAT costs minutes).
     With `tail` (a fake source of an experts run) only that tail is exported, as the run trained
     on the real sources and that source alone (convert/tail.py); the files get "_tail_<source>".
+    With `tail_offsets` ({source: logit}) each of those tails of an experts run scores its logit plus
+    the offset before the maximum (convert/tail.py says why); the metadata's `extra` records them.
     """
     specs = check_variants(variants, ela_in_graph)
     if mirror_average and any(v.needs_training for v in specs):
@@ -154,9 +156,14 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     check_threshold_target(threshold_target, bake)
     if calibration_size < 1:
         raise ValueError(f"--calibration_size must be at least 1, got {calibration_size}")
+    if tail is not None and tail_offsets:
+        raise ValueError("--tail_offset weighs the tails of the joined model against each other; a tail exported "
+                         "on its own (--tail) has none to weigh: drop one of the two")
     run = load_run(folder)
     if tail is not None:
         run = tail_run(run, tail)
+    if tail_offsets:
+        run = offset_tails(run, tail_offsets)
     out_arg, data_arg = out, data  # as given, for the card's convert command
     out = make_folder(export_folder(run.folder, out, tail))  # fail before converting, not after
     cfg = run.config
@@ -203,7 +210,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                                          f"{f', threshold {threshold:g} baked in' if bake else ''}).",
                              run=run.name, protocol=cfg.data.protocol,
                              train_sources=tuple(sorted(cfg.data.sources)),
-                             extra={"data_counts": run.summary["data"].get("counts", {})})
+                             extra={"data_counts": run.summary["data"].get("counts", {}),
+                                    **({"tail_offsets": tail_offsets} if tail_offsets else {})})
             qat_summary = None
             if ela_in_graph and spec.integer:
                 converted = quantize_keeping_ela_float(model, lambda: ([img[None]] for img in calibration),
@@ -251,7 +259,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                           mirror_average=mirror_average, description=f"FakeLens {cfg.description}")
     command = convert_command(run, out_arg, variants, data_arg, threshold, check_images, ela_in_graph, qat_epochs,
                               qat_learning_rate, bake, calibration_size, mirror_average, qat_augment, threshold_target,
-                              qat_label_weight)
+                              qat_label_weight, tail_offsets)
     card = export_card(run, records, data, card_info, reports, out, command)
     for (path, converted, info), report in zip(pending, reports):
         model_bytes = write_metadata(converted, info, card)

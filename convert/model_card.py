@@ -356,11 +356,13 @@ def convert_command(run: Run, out: str | Path | None, variants: Sequence[str], d
                     check_images: int, ela_in_graph: bool, qat_epochs: int, qat_learning_rate: float,
                     bake: bool = False, calibration_size: int = CALIBRATION_SIZE, mirror_average: bool = False,
                     qat_augment: bool = False, threshold_target: str | None = None,
-                    qat_label_weight: float = 0.0) -> str:
+                    qat_label_weight: float = 0.0, tail_offsets: dict[str, float] | None = None) -> str:
     """`python -m convert ...` with the settings of this export."""
     args = ["python", "-m", "convert", "--run", str(run.folder)]
     if run.tail:
         args += ["--tail", run.tail]
+    if tail_offsets:
+        args += ["--tail_offset", ",".join(f"{source}={offset:g}" for source, offset in tail_offsets.items())]
     if out is not None:
         args += ["--out", str(out)]
     args += ["--variants", ",".join(variants)]

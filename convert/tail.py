@@ -7,11 +7,23 @@ leave-one-generator-out runs: exporting the tail of one source is the run withou
 The narrowed run says so everywhere an export reads it: its sources (calibration, QAT, the
 threshold's validation images, the metadata's training sources), its data counts, its
 validation result (the tail's own) and the training command that reproduces it.
+
+`--tail_offset SOURCE=LOGIT` goes the other way: it keeps the joined model and raises one tail's
+logit before the maximum. Why: the maximum spends a photo's false-positive budget on whichever
+tail scores real photos highest. In `fakelens` that is the GAN tail (validation reals about -4.7
+against the diffusion tail's -11.9), so an image of a never-trained diffusion model, which the
+diffusion tail scores well above the reals but below the GAN tail's reals, ranks among the reals
+(docs/results.md, session 25, rule S). An offset folded into that tail's logit bias gives its
+evidence weight, with no change to the graph; the threshold is chosen after it.
 """
 from __future__ import annotations
 
+import dataclasses
+
+import tf_keras
+
 from train.configs import with_fields
-from train.experts import single_tail, tail_sources
+from train.experts import logit_layer, single_tail, tail_sources
 from train.run_folder import Run, RunError
 
 
@@ -35,3 +47,23 @@ def tail_run(run: Run, source: str) -> Run:
     summary.update(config=config.to_dict(), data={**run.summary["data"], "counts": counts},
                    result=run.summary["experts"][source])
     return Run(run.folder, config, summary, model, tail=source)
+
+
+def offset_tails(run: Run, offsets: dict[str, float]) -> Run:
+    """`run` (an experts run) with each tail in `offsets` scoring its logit plus the offset before
+    the maximum; a copy, `run` is left as it was. A RunError if a source is not one of its tails."""
+    tails = tail_sources(run.model)
+    if not tails:
+        raise RunError(f"{run.folder}: --tail_offset needs an experts run (trained with --experts on two or more "
+                       f"fake sources); this run has one classifier")
+    unknown = sorted(set(offsets) - set(tails))
+    if unknown:
+        raise RunError(f"{run.folder}: --tail_offset names no tail {', '.join(map(repr, unknown))}; "
+                       f"its tails are {', '.join(tails)}")
+    model = tf_keras.models.clone_model(run.model)
+    model.set_weights(run.model.get_weights())
+    for source, offset in offsets.items():
+        layer = model.get_layer(logit_layer(source))
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel, bias + offset])
+    return dataclasses.replace(run, model=model)

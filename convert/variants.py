@@ -7,8 +7,9 @@ exist with the ELA in the graph, and how the converter treats their weights (`to
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable, Hashable, Iterable, TypeVar
+from typing import Callable, Hashable, Iterable, Sequence, TypeVar
 
 import numpy as np
 
@@ -115,6 +116,22 @@ def check_threshold_target(threshold_target: str | None, bake: bool) -> None:
         raise ValueError("--bake_threshold needs a --threshold: it folds one into the weights before converting, "
                          "--threshold_target chooses each file's after; choose it first with python -m "
                          "benchmark.threshold")
+
+
+def parse_tail_offsets(items: Sequence[str]) -> dict[str, float]:
+    """`--tail_offset` items "SOURCE=LOGIT" as {source: logit}, or a ValueError saying what to write."""
+    offsets: dict[str, float] = {}
+    for item in items:
+        source, sep, text = item.partition("=")
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not sep or not source or not math.isfinite(value) or source in offsets:
+            raise ValueError(f"--tail_offset {item!r}: write SOURCE=LOGIT once per tail, e.g. sd21_faces=2")
+        offsets[source] = value
+    return offsets
+
 
 
 def check_variants(variants, ela_in_graph: bool = False) -> list[Variant]:

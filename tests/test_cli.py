@@ -14,7 +14,7 @@ from train.cli import EXIT_DONE, EXIT_USAGE
 COMMANDS = {
     "train": ["--config", "--protocol", "--exclude_sources", "--set"],
     "train.demo_data": ["--seed"],
-    "convert": ["--run", "--variants", "--threshold", "--show"],
+    "convert": ["--run", "--variants", "--threshold", "--show", "--tail", "--tail_offset"],
     "benchmark": ["--models", "--robustness", "--invariance", "--max_quant_drop", "--fail_below", "--max_flip",
                   "--split"],
     "benchmark.predict": ["--model", "--format", "--faces"],
@@ -48,6 +48,7 @@ USAGE_MISTAKES = [
     (("convert", "--run", "r", "--threshold_target", "fpr"), "unknown threshold target 'fpr'"),
     (("convert", "--run", "r", "--threshold_target", "fpr=0.1", "--threshold", "0.7"), "not both"),
     (("convert", "--run", "r", "--threshold_target", "fpr=0.1", "--bake_threshold"), "--bake_threshold needs"),
+    (("convert", "--run", "r", "--tail_offset", "sd21_faces"), "write SOURCE=LOGIT once per tail"),
     (("benchmark",), "--models is required"),
     (("benchmark", "--models", "m", "stray"), "unexpected arguments: stray"),
     (("benchmark", "--models", "m", "--latency_runs", "0"), "flag --latency_runs=0"),

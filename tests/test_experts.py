@@ -88,6 +88,55 @@ def test_a_tail_is_asked_of_an_experts_run_by_a_source_it_has(runs):
         tail_run(runs["experts"], "sdxl_faces")
 
 
+
+def test_a_tail_offset_raises_that_tail_before_the_maximum_and_is_recorded(tiny_experts_run, demo_data, tmp_path):
+    """`convert --tail_offset sd21_faces=1.5`: the joined file scores sigmoid(max(z_gan, z_sd + 1.5)),
+    the run's own model is left as it was, and the metadata and the card's command say so."""
+    import tf_keras
+
+    from convert.export import export_run
+    from convert.metadata import read_model_info
+    from convert.tail import offset_tails
+    from train.data import load_records, preprocess_records, select
+    run = load_run(tiny_experts_run)
+    images, *_ = preprocess_records(select(load_records(demo_data), None, ["val"]), run.config.preprocessing(),
+                                    "val images")
+    images = images.astype(np.float32)
+
+    def logits(model):
+        probe = tf_keras.Model(model.input, [model.get_layer(f"{s}__fake_logit").output for s in SOURCES])
+        return [np.asarray(z, np.float64)[:, 0] for z in probe.predict(images, verbose=0)]
+
+    gan, sd = logits(run.model)
+    shifted = logits(offset_tails(run, {"sd21_faces": 1.5}).model)
+    assert np.allclose(shifted[0], gan, atol=1e-6) and np.allclose(shifted[1], sd + 1.5, atol=1e-5)
+    assert np.allclose(logits(run.model)[1], sd)  # a copy: the run's model is unchanged
+    (report,) = export_run(tiny_experts_run, tmp_path / "offset", ("float32",), tail_offsets={"sd21_faces": 1.5},
+                           check_images=24)
+    p = TfliteModel(report["path"]).probabilities(images)[:, 1]
+    assert np.allclose(p, 1 / (1 + np.exp(-np.maximum(gan, sd + 1.5))), atol=1e-5)
+    assert not np.allclose(p, 1 / (1 + np.exp(-np.maximum(gan, sd))), atol=1e-3)  # the offset decides some images
+    assert read_model_info(report["path"]).extra["tail_offsets"] == {"sd21_faces": 1.5}
+    assert "--tail_offset sd21_faces=1.5 " in (tmp_path / "offset" / "MODEL_CARD.md").read_text()
+
+
+def test_a_tail_offset_is_asked_of_an_experts_tail_in_one_form(runs):
+    from convert.export import export_run
+    from convert.tail import offset_tails
+    from convert.variants import parse_tail_offsets
+    from train.run_folder import RunError
+    assert parse_tail_offsets(["sd21_faces=2", "gan_faces=-0.5"]) == {"sd21_faces": 2.0, "gan_faces": -0.5}
+    assert parse_tail_offsets([]) == {}
+    for bad in (["sd21_faces"], ["=2"], ["sd21_faces=two"], ["sd21_faces=inf"], ["sd21_faces=1", "sd21_faces=2"]):
+        with pytest.raises(ValueError, match="write SOURCE=LOGIT once per tail"):
+            parse_tail_offsets(bad)
+    with pytest.raises(RunError, match="needs an experts run"):
+        offset_tails(runs["gan_faces"], {"gan_faces": 1.0})
+    with pytest.raises(RunError, match="names no tail 'sdxl_faces'; its tails are gan_faces, sd21_faces"):
+        offset_tails(runs["experts"], {"sdxl_faces": 1.0})
+    with pytest.raises(ValueError, match="a tail exported on its own"):
+        export_run(runs["experts"].folder, tail="gan_faces", tail_offsets={"sd21_faces": 1.0})
+
 def test_the_joined_model_calls_fake_when_any_tail_does(tiny_experts_run, demo_data):
     """p(fake) = sigmoid(max of the tails' fake-minus-real logits), the tails' heads being the
     held-out runs' heads (above)."""

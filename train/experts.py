@@ -15,7 +15,8 @@ so what a held-out run shows about one tail holds for it; the decoding, augmenta
 trunk activations are computed once for all tails. `join_experts` then puts the tails side by
 side behind one copy of the trunk, each head turned into its fake-minus-real logit (a Dense of
 one unit), their MAXIMUM, and a fixed Dense of two units with the softmax: [-m/2, m/2] gives
-p(fake) = sigmoid(m), the two-way softmax every FakeLens model and client reads.
+p(fake) = sigmoid(m), the two-way softmax every FakeLens model and client reads. An export can
+raise one tail's logit before the maximum (`convert --tail_offset`, convert/tail.py says why).
 """
 from __future__ import annotations
 
