@@ -27,16 +27,24 @@ from train.experts import logit_layer, single_tail, tail_sources
 from train.run_folder import Run, RunError
 
 
-def tail_run(run: Run, source: str) -> Run:
-    """`run` (an experts run) narrowed to its tail `source`, or a RunError saying why it cannot be."""
+def checked_tails(run: Run, sources, flag: str) -> list[str]:
+    """The tails of `run`'s model, or a RunError naming `flag` if it is not an experts run or has no
+    tail for one of `sources`."""
     tails = tail_sources(run.model)
     if not tails:
-        raise RunError(f"{run.folder}: --tail needs an experts run (trained with --experts on two or more fake "
-                       f"sources); this run has one classifier — export it without --tail")
-    try:
-        model = single_tail(run.model, source)
-    except ValueError as err:
-        raise RunError(f"{run.folder}: {err}") from None
+        raise RunError(f"{run.folder}: {flag} needs an experts run (trained with --experts on two or more fake "
+                       f"sources); this run has one classifier — export it without {flag}")
+    unknown = sorted(set(sources) - set(tails))
+    if unknown:
+        raise RunError(f"{run.folder}: {flag} names no tail {', '.join(map(repr, unknown))}; "
+                       f"its tails are {', '.join(tails)}")
+    return tails
+
+
+def tail_run(run: Run, source: str) -> Run:
+    """`run` (an experts run) narrowed to its tail `source`, or a RunError saying why it cannot be."""
+    tails = checked_tails(run, [source], "--tail")
+    model = single_tail(run.model, source)
     others = tuple(s for s in tails if s != source)
     data = run.config.data
     config = with_fields(run.config, sources=tuple(s for s in data.sources if s not in others),
@@ -52,14 +60,7 @@ def tail_run(run: Run, source: str) -> Run:
 def offset_tails(run: Run, offsets: dict[str, float]) -> Run:
     """`run` (an experts run) with each tail in `offsets` scoring its logit plus the offset before
     the maximum; a copy, `run` is left as it was. A RunError if a source is not one of its tails."""
-    tails = tail_sources(run.model)
-    if not tails:
-        raise RunError(f"{run.folder}: --tail_offset needs an experts run (trained with --experts on two or more "
-                       f"fake sources); this run has one classifier")
-    unknown = sorted(set(offsets) - set(tails))
-    if unknown:
-        raise RunError(f"{run.folder}: --tail_offset names no tail {', '.join(map(repr, unknown))}; "
-                       f"its tails are {', '.join(tails)}")
+    checked_tails(run, offsets, "--tail_offset")
     model = tf_keras.models.clone_model(run.model)
     model.set_weights(run.model.get_weights())
     for source, offset in offsets.items():

@@ -133,7 +133,6 @@ def parse_tail_offsets(items: Sequence[str]) -> dict[str, float]:
     return offsets
 
 
-
 def check_variants(variants, ela_in_graph: bool = False) -> list[Variant]:
     """The table's rows for `variants`, refusing before any work a variant that does not exist or
     that cannot carry an in-graph ELA."""

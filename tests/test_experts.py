@@ -88,7 +88,6 @@ def test_a_tail_is_asked_of_an_experts_run_by_a_source_it_has(runs):
         tail_run(runs["experts"], "sdxl_faces")
 
 
-
 def test_a_tail_offset_raises_that_tail_before_the_maximum_and_is_recorded(tiny_experts_run, demo_data, tmp_path):
     """`convert --tail_offset sd21_faces=1.5`: the joined file scores sigmoid(max(z_gan, z_sd + 1.5)),
     the run's own model is left as it was, and the metadata and the card's command say so."""
@@ -136,6 +135,7 @@ def test_a_tail_offset_is_asked_of_an_experts_tail_in_one_form(runs):
         offset_tails(runs["experts"], {"sdxl_faces": 1.0})
     with pytest.raises(ValueError, match="a tail exported on its own"):
         export_run(runs["experts"].folder, tail="gan_faces", tail_offsets={"sd21_faces": 1.0})
+
 
 def test_the_joined_model_calls_fake_when_any_tail_does(tiny_experts_run, demo_data):
     """p(fake) = sigmoid(max of the tails' fake-minus-real logits), the tails' heads being the
