@@ -8,7 +8,7 @@ Examples:
   python -m convert --run runs/fakelens --variants float32,int8 --mirror_average
   python -m convert --run runs/fakelens --variants float32,int8_qat --threshold_target source_fpr=0.05
   python -m convert --run runs/fakelens --tail sd21_faces  # -> runs/fakelens/export_tail_sd21_faces/
-  python -m convert --run runs/fakelens --tail_offset sd21_faces=2 --threshold_target source_fpr=0.05
+  python -m convert --run runs/fakelens --tail_offset auto --threshold_target source_fpr=0.05
 """
 from __future__ import annotations
 
@@ -54,10 +54,10 @@ flags.DEFINE_float("qat_label_weight", 0.0, "int8_qat: share of each image's lab
 flags.DEFINE_string("tail", None, "Export one tail of an experts run (trained with --experts): the tail of this "
                     "fake source alone, which is the run trained on the real sources and this source only (with two "
                     "fake sources, the leave-one-generator-out run without the other). Files: *_tail_<source>_*.")
-flags.DEFINE_list("tail_offset", [], "SOURCE=LOGIT,...: in an experts run's joined model, add LOGIT to tail "
-                  "SOURCE's fake-minus-real logit before the maximum, so that its evidence is not drowned by a tail "
-                  "that scores real photos higher (fakelens: sd21_faces=2, chosen on validation). Choose the "
-                  "threshold after it (--threshold_target).")
+flags.DEFINE_list("tail_offset", [], "SOURCE=LOGIT,... or auto: in an experts run's joined model, add LOGIT to "
+                  "tail SOURCE's fake-minus-real logit before the maximum, so that its evidence is not drowned by a "
+                  "tail that scores real photos higher. 'auto' chooses the offsets on the run's validation split "
+                  "(needs --threshold_target). Choose the threshold after them (--threshold_target).")
 flags.DEFINE_string("show", None, "Print the FakeLens metadata of a .tflite file and exit.")
 
 
@@ -67,7 +67,7 @@ def main(argv):
     try:
         check_variants(FLAGS.variants, FLAGS.ela_in_graph)
         check_threshold_target(FLAGS.threshold_target, FLAGS.bake_threshold)
-        tail_offsets = parse_tail_offsets(FLAGS.tail_offset)
+        tail_offsets = parse_tail_offsets(FLAGS.tail_offset, FLAGS.threshold_target)
     except ValueError as err:
         raise app.UsageError(str(err)) from None
     if FLAGS.threshold_target is not None and FLAGS["threshold"].present:

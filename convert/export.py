@@ -32,10 +32,10 @@ from convert.model_card import convert_command, export_card
 from convert.qat import fine_tune_quantized
 from convert.runtime import TfliteModel
 from convert.selective_quantization import integer_with_float_softmax, quantize_keeping_ela_float
-from convert.tail import offset_tails, tail_run
+from convert.tail import AUTO, auto_offsets, offset_tails, tail_run
 from convert.variants import (CALIBRATION_SIZE, DEFAULT_VARIANTS, FLOAT_TAIL_OPS, QAT_EPOCHS,
                               QAT_LEARNING_RATE, REFERENCE, agreement, check_threshold_target, check_variants,
-                              shift_warnings, source_shift, variant)
+                              parse_tail_offsets, shift_warnings, source_shift, variant)
 from train.data import DataError, Record, load_records, preprocess_records, select
 from train.metrics import operating_point
 from train.io import atomic_write_bytes, atomic_write_json, atomic_write_text, make_folder
@@ -122,7 +122,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                bake: bool = False, calibration_size: int = CALIBRATION_SIZE,
                mirror_average: bool = False, qat_augment: bool = False,
                threshold_target: str | None = None, qat_label_weight: float = 0.0,
-               tail: str | None = None, tail_offsets: dict[str, float] | None = None) -> list[dict]:
+               tail: str | None = None, tail_offsets: dict[str, float] | str | None = None) -> list[dict]:
     """Convert the run in `folder` to each variant under `out` (default folder/export).
 
     With `ela_in_graph` the model computes ELA itself (exactly as `ela.error_level`), takes the
@@ -148,6 +148,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     on the real sources and that source alone (convert/tail.py); the files get "_tail_<source>".
     With `tail_offsets` ({source: logit}) each of those tails of an experts run scores its logit plus
     the offset before the maximum (convert/tail.py says why); the metadata's `extra` records them.
+    `tail_offsets="auto"` chooses them on the run's validation split (convert/tail.py
+    `choose_offsets`, at `threshold_target`, which it needs); the report lists every step tried.
     """
     specs = check_variants(variants, ela_in_graph)
     if mirror_average and any(v.needs_training for v in specs):
@@ -159,13 +161,23 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     if tail is not None and tail_offsets:
         raise ValueError("--tail_offset weighs the tails of the joined model against each other; a tail exported "
                          "on its own (--tail) has none to weigh: drop one of the two")
+    if tail_offsets == AUTO:
+        parse_tail_offsets([AUTO], threshold_target)  # refused without a threshold target
     run = load_run(folder)
     if tail is not None:
         run = tail_run(run, tail)
-    if tail_offsets:
-        run = offset_tails(run, tail_offsets)
     out_arg, data_arg = out, data  # as given, for the card's convert command
-    out = make_folder(export_folder(run.folder, out, tail))  # fail before converting, not after
+    out = make_folder(export_folder(run.folder, out, tail))  # fail before any work, not after
+    data = data or run.summary["data"]["path"]
+    records = load_records(data)
+    offset_steps = None
+    if tail_offsets == AUTO:
+        chosen, offset_steps = auto_offsets(run, records, threshold_target)
+        print("tail offsets chosen on validation: " + ", ".join(f"{s}={c:g}" for s, c in chosen.items()))
+    else:
+        chosen = tail_offsets or {}
+    if chosen:
+        run = offset_tails(run, chosen)
     cfg = run.config
     prep = cfg.preprocessing()
     model, suffix = run.model, ""
@@ -176,10 +188,10 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     if ela_in_graph:
         model, suffix = with_ela_in_graph(run, model), "_ela_in_graph" + suffix
     info_threshold = 0.5 if bake else threshold  # what the exported scores are compared with
+    offset_facts = {**({"tail_offsets": chosen} if chosen else {}),
+                    **({"tail_offsets_chosen_by": AUTO} if offset_steps else {})}
     info_template = ModelInfo(name="", preprocessing=prep, ela_in_graph=ela_in_graph)
     input_prep = info_template.input_preprocessing
-    data = data or run.summary["data"]["path"]
-    records = load_records(data)
     calibration = val = None
     if any(v.integer for v in specs):
         calib_recs = interleave(select(records, cfg.data.sources, ["train"]), calibration_size)
@@ -210,8 +222,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                                          f"{f', threshold {threshold:g} baked in' if bake else ''}).",
                              run=run.name, protocol=cfg.data.protocol,
                              train_sources=tuple(sorted(cfg.data.sources)),
-                             extra={"data_counts": run.summary["data"].get("counts", {}),
-                                    **({"tail_offsets": tail_offsets} if tail_offsets else {})})
+                             extra={"data_counts": run.summary["data"].get("counts", {}), **offset_facts})
             qat_summary = None
             if ela_in_graph and spec.integer:
                 converted = quantize_keeping_ela_float(model, lambda: ([img[None]] for img in calibration),
@@ -238,6 +249,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                       f"{len(op_y)} validation images")
             if qat_summary:
                 report["qat"] = qat_summary
+            if offset_steps:
+                report["tail_offset_steps"] = offset_steps
             if bake:
                 report["baked_threshold"] = threshold
             fallback = sorted(set(report["float_ops"]) - set(FLOAT_TAIL_OPS))
@@ -256,7 +269,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
             report["by_source"] = source_shift([r.source for r in val_kept], p_ref, p, t_ref, report["threshold"])
     card_info = ModelInfo(name=run.name, preprocessing=prep, config=cfg.name, threshold=info_threshold,
                           ela_in_graph=ela_in_graph, baked_threshold=threshold if bake else None,
-                          mirror_average=mirror_average, description=f"FakeLens {cfg.description}")
+                          mirror_average=mirror_average, description=f"FakeLens {cfg.description}",
+                          extra=offset_facts)
     command = convert_command(run, out_arg, variants, data_arg, threshold, check_images, ela_in_graph, qat_epochs,
                               qat_learning_rate, bake, calibration_size, mirror_average, qat_augment, threshold_target,
                               qat_label_weight, tail_offsets)

@@ -188,6 +188,13 @@ def _preprocessing_section(info: ModelInfo, checks: Sequence[VariantCheck], thre
     if info.mirror_average:
         lines.append("- Mirror average: the model scores the image and its left-right mirror image and averages "
                      "the two (as logits), so a mirrored photo gets exactly the same score.")
+    offsets = info.extra.get("tail_offsets")
+    if offsets:
+        how = ("chosen on the validation split by `--tail_offset auto`" if info.extra.get("tail_offsets_chosen_by")
+               else "given by `--tail_offset`")
+        lines.append("- Tails: fake when the largest of the tails' fake-minus-real logits, each after its offset ("
+                     + ", ".join(f"{source} {offset:+g}" for source, offset in offsets.items()) + f", {how}), is "
+                     "over the threshold.")
     if threshold_target is None:
         decision = f"p(fake) ≥ {info.threshold:g}"
     else:
@@ -356,12 +363,14 @@ def convert_command(run: Run, out: str | Path | None, variants: Sequence[str], d
                     check_images: int, ela_in_graph: bool, qat_epochs: int, qat_learning_rate: float,
                     bake: bool = False, calibration_size: int = CALIBRATION_SIZE, mirror_average: bool = False,
                     qat_augment: bool = False, threshold_target: str | None = None,
-                    qat_label_weight: float = 0.0, tail_offsets: dict[str, float] | None = None) -> str:
+                    qat_label_weight: float = 0.0, tail_offsets: dict[str, float] | str | None = None) -> str:
     """`python -m convert ...` with the settings of this export."""
     args = ["python", "-m", "convert", "--run", str(run.folder)]
     if run.tail:
         args += ["--tail", run.tail]
-    if tail_offsets:
+    if isinstance(tail_offsets, str):  # "auto": the command chooses them again
+        args += ["--tail_offset", tail_offsets]
+    elif tail_offsets:
         args += ["--tail_offset", ",".join(f"{source}={offset:g}" for source, offset in tail_offsets.items())]
     if out is not None:
         args += ["--out", str(out)]

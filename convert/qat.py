@@ -57,7 +57,7 @@ from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer
 from convert.variants import QAT_EPOCHS, QAT_LEARNING_RATE
 from train.configs import DataConfig, TrainConfig
 from train.data import DataError, Record, select
-from train.experts import expert_rows, logit_layer, tail_sources
+from train.experts import expert_rows, logit_layer, tail_logits_model, tail_sources
 from train.run import ViewInputs, loss_weights
 from train.run_folder import seed_everything
 
@@ -204,7 +204,7 @@ class Distillation:
             qat.compile(optimizer=optimizer, loss="categorical_crossentropy",
                         metrics=[tf_keras.metrics.CategoricalAccuracy(name="agreement")])  # argmax agrees with target
             return
-        self.reference = tf_keras.Model(model.input, [model.get_layer(logit_layer(s)).output for s in self.sources])
+        self.reference = tail_logits_model(model)
         self.fit_model = tf_keras.Model(qat.input, [qat.get_layer(f"quant_{logit_layer(s)}").output
                                                     for s in self.sources])
         self.fit_model.compile(optimizer=optimizer, loss=logit_loss(label_weight), weighted_metrics=[])

@@ -118,8 +118,15 @@ def check_threshold_target(threshold_target: str | None, bake: bool) -> None:
                          "benchmark.threshold")
 
 
-def parse_tail_offsets(items: Sequence[str]) -> dict[str, float]:
-    """`--tail_offset` items "SOURCE=LOGIT" as {source: logit}, or a ValueError saying what to write."""
+def parse_tail_offsets(items: Sequence[str], threshold_target: str | None = None) -> dict[str, float] | str:
+    """`--tail_offset` items "SOURCE=LOGIT" as {source: logit}, ["auto"] as "auto" (chosen on
+    validation for the threshold `threshold_target` then chooses, convert/tail.py), or a ValueError
+    saying what to write."""
+    if list(items) == ["auto"]:
+        if threshold_target is None:
+            raise ValueError("--tail_offset auto chooses the offsets for the threshold --threshold_target chooses "
+                             "after them: give --threshold_target too (e.g. source_fpr=0.05)")
+        return "auto"
     offsets: dict[str, float] = {}
     for item in items:
         source, sep, text = item.partition("=")
@@ -128,7 +135,8 @@ def parse_tail_offsets(items: Sequence[str]) -> dict[str, float]:
         except ValueError:
             value = math.nan
         if not sep or not source or not math.isfinite(value) or source in offsets:
-            raise ValueError(f"--tail_offset {item!r}: write SOURCE=LOGIT once per tail, e.g. sd21_faces=2")
+            raise ValueError(f"--tail_offset {item!r}: write SOURCE=LOGIT once per tail, e.g. sd21_faces=2, "
+                             f"or auto alone")
         offsets[source] = value
     return offsets
 

@@ -49,6 +49,7 @@ USAGE_MISTAKES = [
     (("convert", "--run", "r", "--threshold_target", "fpr=0.1", "--threshold", "0.7"), "not both"),
     (("convert", "--run", "r", "--threshold_target", "fpr=0.1", "--bake_threshold"), "--bake_threshold needs"),
     (("convert", "--run", "r", "--tail_offset", "sd21_faces"), "write SOURCE=LOGIT once per tail"),
+    (("convert", "--run", "r", "--tail_offset", "auto"), "give --threshold_target too"),
     (("benchmark",), "--models is required"),
     (("benchmark", "--models", "m", "stray"), "unexpected arguments: stray"),
     (("benchmark", "--models", "m", "--latency_runs", "0"), "flag --latency_runs=0"),

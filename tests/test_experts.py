@@ -116,7 +116,9 @@ def test_a_tail_offset_raises_that_tail_before_the_maximum_and_is_recorded(tiny_
     assert np.allclose(p, 1 / (1 + np.exp(-np.maximum(gan, sd + 1.5))), atol=1e-5)
     assert not np.allclose(p, 1 / (1 + np.exp(-np.maximum(gan, sd))), atol=1e-3)  # the offset decides some images
     assert read_model_info(report["path"]).extra["tail_offsets"] == {"sd21_faces": 1.5}
-    assert "--tail_offset sd21_faces=1.5 " in (tmp_path / "offset" / "MODEL_CARD.md").read_text()
+    card = (tmp_path / "offset" / "MODEL_CARD.md").read_text()
+    assert "--tail_offset sd21_faces=1.5 " in card
+    assert "each after its offset (sd21_faces +1.5, given by `--tail_offset`)" in card
 
 
 def test_a_tail_offset_is_asked_of_an_experts_tail_in_one_form(runs):
@@ -135,6 +137,96 @@ def test_a_tail_offset_is_asked_of_an_experts_tail_in_one_form(runs):
         offset_tails(runs["experts"], {"sdxl_faces": 1.0})
     with pytest.raises(ValueError, match="a tail exported on its own"):
         export_run(runs["experts"].folder, tail="gan_faces", tail_offsets={"sd21_faces": 1.0})
+    assert parse_tail_offsets(["auto"], "source_fpr=0.05") == "auto"
+    with pytest.raises(ValueError, match="give --threshold_target too"):
+        parse_tail_offsets(["auto"])
+    with pytest.raises(ValueError, match="write SOURCE=LOGIT once per tail, e.g. sd21_faces=2, or auto alone"):
+        parse_tail_offsets(["auto", "sd21_faces=1"])
+    with pytest.raises(ValueError, match="give --threshold_target too"):
+        export_run(runs["experts"].folder, tail_offsets="auto")
+    with pytest.raises(RunError, match="--tail_offset auto needs an experts run"):
+        export_run(runs["gan_faces"].folder, tail_offsets="auto", threshold_target="balanced")
+
+
+def _offset_world(sd_outliers=None, grey_sd_reals=None):
+    """Validation logits per tail: 40 reals of two sources that the GAN tail scores -3..0 and the
+    diffusion tail -8; 10 GAN faces (GAN tail 3, one 10) and 10 diffusion images that the diffusion
+    tail scores -4.5..-2.25: weak evidence, below the GAN tail's reals until it is raised."""
+    y = np.array([0] * 40 + [1] * 20)
+    sources = np.array(["real_a"] * 20 + ["real_b"] * 20 + ["gan_faces"] * 10 + ["sd21_faces"] * 10)
+    gan = np.concatenate([np.linspace(-3, 0, 20)] * 2 + [np.full(9, 3.0), [10.0], np.full(10, -5.0)])
+    sd = np.concatenate([np.full(50, -8.0), np.linspace(-4.5, -2.25, 10)])
+    if sd_outliers is not None:
+        sd[:2] = sd_outliers  # two real_a photos the diffusion tail calls fake-ish (CIPLAB's stock portraits)
+    grey_sd = sd.copy()
+    if grey_sd_reals is not None:
+        grey_sd[:40] = grey_sd_reals
+    return {"gan_faces": gan, "sd21_faces": sd}, {"gan_faces": gan, "sd21_faces": grey_sd}, y, sources
+
+
+@pytest.mark.parametrize("world, chosen, stop", [
+    ({}, 8.0, None),  # nothing breaks: up to the gap between the tails' real-photo levels (-0.08 vs -8)
+    ({"sd_outliers": -1.75}, 4.5, "gan_faces"),  # the outliers pass the GAN faces: 10 caught -> 1
+    ({"grey_sd_reals": -4.0}, 3.5, "grey"),  # greyscale lifts the diffusion tail on every real photo
+])
+def test_auto_tail_offsets_raise_the_tail_that_scores_reals_lower_until_something_is_lost(world, chosen, stop):
+    from convert.tail import choose_offsets
+    offsets, steps = choose_offsets(*_offset_world(**world), "source_fpr=0.05")
+    assert offsets == {"sd21_faces": chosen}  # the GAN tail scores the reals highest: it keeps 0
+    base = steps[0]
+    assert base["offsets"] == {} and base["threshold_logit"] == 0.0 and base["reals_fake"] == 2
+    assert base["caught"] == {"gan_faces": 10, "sd21_faces": 0}
+    assert [step["offsets"]["sd21_faces"] for step in steps[1:]] == [0.5 * k for k in range(1, len(steps))]
+    assert all(step["passes"] for step in steps[1:-1])
+    last = steps[-1]
+    if stop is None:
+        assert last["passes"] and last["offsets"]["sd21_faces"] == chosen
+        assert last["caught"] == {"gan_faces": 10, "sd21_faces": 10}  # the weak evidence now counts
+    else:
+        assert not last["passes"] and last["offsets"]["sd21_faces"] == chosen + 0.5
+        if stop == "gan_faces":
+            assert last["caught"]["gan_faces"] == 1 and last["threshold_logit"] == 10.0
+        else:
+            assert last["reals_fake_grey"] == 40 and last["reals_fake"] == 2
+
+
+def test_a_step_where_no_threshold_keeps_the_target_fails():
+    from convert.tail import choose_offsets
+    stored, grey, y, sources = _offset_world(sd_outliers=-1.75)
+    stored["gan_faces"][49] = grey["gan_faces"][49] = 3.0  # no GAN face above the outliers any more
+    offsets, steps = choose_offsets(stored, grey, y, sources, "source_fpr=0.05")
+    assert offsets == {"sd21_faces": 4.5} and steps[-1] == {"offsets": {"sd21_faces": 5.0}, "threshold_logit": None,
+                                                            "passes": False}
+
+
+def test_an_auto_tail_offset_is_chosen_on_validation_and_recorded(tiny_experts_run, demo_data, tmp_path):
+    """`convert --tail_offset auto`: the offsets `auto_offsets` chooses on the run's validation split
+    are the ones exported, listed with every step in the report and recorded in the metadata; the
+    card's command chooses them again."""
+    import tf_keras
+
+    from convert.export import export_run
+    from convert.metadata import read_model_info
+    from convert.tail import auto_offsets
+    from train.data import load_records, preprocess_records, select
+    run = load_run(tiny_experts_run)
+    chosen, steps = auto_offsets(run, load_records(demo_data), "balanced")
+    assert len(chosen) == 1 and set(chosen) < set(SOURCES)  # every tail but the one that scores reals highest
+    (report,) = export_run(tiny_experts_run, tmp_path / "auto", ("float32",), tail_offsets="auto",
+                           threshold_target="balanced", check_images=24)
+    assert report["tail_offset_steps"] == json.loads(json.dumps(steps))
+    info = read_model_info(report["path"])
+    assert info.extra["tail_offsets"] == chosen and info.extra["tail_offsets_chosen_by"] == "auto"
+    card = (tmp_path / "auto" / "MODEL_CARD.md").read_text()
+    assert "--tail_offset auto " in card
+    (source, offset), = chosen.items()
+    assert f"each after its offset ({source} {offset:+g}, chosen on the validation split by `--tail_offset auto`)" in card
+    images, *_ = preprocess_records(select(load_records(demo_data), None, ["val"]), run.config.preprocessing(),
+                                    "val images")
+    probe = tf_keras.Model(run.model.input, [run.model.get_layer(f"{s}__fake_logit").output for s in SOURCES])
+    z = [np.asarray(t, np.float64)[:, 0] + chosen.get(s, 0.0) for s, t in zip(SOURCES, probe.predict(images, verbose=0))]
+    p = TfliteModel(report["path"]).probabilities(images)[:, 1]
+    assert np.allclose(p, 1 / (1 + np.exp(-np.maximum(*z))), atol=1e-5)
 
 
 def test_the_joined_model_calls_fake_when_any_tail_does(tiny_experts_run, demo_data):

@@ -44,6 +44,12 @@ def tail_sources(model: tf_keras.Model) -> list[str]:
     return [layer.name[:-len(suffix)] for layer in model.layers if layer.name.endswith(suffix)]
 
 
+def tail_logits_model(model: tf_keras.Model) -> tf_keras.Model:
+    """`model`'s tails' fake-minus-real logits (what the maximum takes), one output per tail in
+    `tail_sources` order."""
+    return tf_keras.Model(model.input, [model.get_layer(logit_layer(s)).output for s in tail_sources(model)])
+
+
 def expert_sources(records: list[Record]) -> list[str]:
     """The fake sources of `records`, one tail each, in sorted order; none when there are fewer
     than two (one tail for one source is the plain model)."""
