@@ -32,8 +32,8 @@ from convert.model_card import convert_command, export_card
 from convert.qat import fine_tune_quantized
 from convert.runtime import TfliteModel
 from convert.selective_quantization import integer_with_float_softmax, quantize_keeping_ela_float
-from convert.tail import AUTO, auto_offsets, offset_tails, tail_run
-from convert.variants import (CALIBRATION_SIZE, DEFAULT_VARIANTS, FLOAT_TAIL_OPS, QAT_EPOCHS,
+from convert.tail import auto_offsets, offset_tails, tail_run
+from convert.variants import (AUTO_OFFSETS, CALIBRATION_SIZE, DEFAULT_VARIANTS, FLOAT_TAIL_OPS, QAT_EPOCHS,
                               QAT_LEARNING_RATE, REFERENCE, agreement, check_threshold_target, check_variants,
                               parse_tail_offsets, shift_warnings, source_shift, variant)
 from train.data import DataError, Record, load_records, preprocess_records, select
@@ -161,8 +161,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     if tail is not None and tail_offsets:
         raise ValueError("--tail_offset weighs the tails of the joined model against each other; a tail exported "
                          "on its own (--tail) has none to weigh: drop one of the two")
-    if tail_offsets == AUTO:
-        parse_tail_offsets([AUTO], threshold_target)  # refused without a threshold target
+    if tail_offsets == AUTO_OFFSETS:
+        parse_tail_offsets([AUTO_OFFSETS], threshold_target)  # refused without a threshold target
     run = load_run(folder)
     if tail is not None:
         run = tail_run(run, tail)
@@ -171,7 +171,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     data = data or run.summary["data"]["path"]
     records = load_records(data)
     offset_steps = None
-    if tail_offsets == AUTO:
+    if tail_offsets == AUTO_OFFSETS:
         chosen, offset_steps = auto_offsets(run, records, threshold_target)
         print("tail offsets chosen on validation: " + ", ".join(f"{s}={c:g}" for s, c in chosen.items()))
     else:
@@ -189,7 +189,7 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
         model, suffix = with_ela_in_graph(run, model), "_ela_in_graph" + suffix
     info_threshold = 0.5 if bake else threshold  # what the exported scores are compared with
     offset_facts = {**({"tail_offsets": chosen} if chosen else {}),
-                    **({"tail_offsets_chosen_by": AUTO} if offset_steps else {})}
+                    **({"tail_offsets_chosen_by": AUTO_OFFSETS} if tail_offsets == AUTO_OFFSETS else {})}
     info_template = ModelInfo(name="", preprocessing=prep, ela_in_graph=ela_in_graph)
     input_prep = info_template.input_preprocessing
     calibration = val = None

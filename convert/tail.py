@@ -39,7 +39,6 @@ from train.experts import logit_layer, single_tail, tail_logits_model, tail_sour
 from train.metrics import threshold_for
 from train.run_folder import Run, RunError
 
-AUTO = "auto"  # --tail_offset auto: chosen on validation by choose_offsets
 OFFSET_STEP = 0.5  # the search's step, in logits
 TOLERANCE = 1  # images a step may cost on each criterion, against the plain maximum
 REAL_LEVEL = 95  # the percentile of a tail's logits on real photos that says how high it scores them

@@ -118,15 +118,18 @@ def check_threshold_target(threshold_target: str | None, bake: bool) -> None:
                          "benchmark.threshold")
 
 
+AUTO_OFFSETS = "auto"  # --tail_offset auto: chosen on the run's validation split (convert/tail.py choose_offsets)
+
+
 def parse_tail_offsets(items: Sequence[str], threshold_target: str | None = None) -> dict[str, float] | str:
     """`--tail_offset` items "SOURCE=LOGIT" as {source: logit}, ["auto"] as "auto" (chosen on
     validation for the threshold `threshold_target` then chooses, convert/tail.py), or a ValueError
     saying what to write."""
-    if list(items) == ["auto"]:
+    if list(items) == [AUTO_OFFSETS]:
         if threshold_target is None:
             raise ValueError("--tail_offset auto chooses the offsets for the threshold --threshold_target chooses "
                              "after them: give --threshold_target too (e.g. source_fpr=0.05)")
-        return "auto"
+        return AUTO_OFFSETS
     offsets: dict[str, float] = {}
     for item in items:
         source, sep, text = item.partition("=")
@@ -136,7 +139,7 @@ def parse_tail_offsets(items: Sequence[str], threshold_target: str | None = None
             value = math.nan
         if not sep or not source or not math.isfinite(value) or source in offsets:
             raise ValueError(f"--tail_offset {item!r}: write SOURCE=LOGIT once per tail, e.g. sd21_faces=2, "
-                             f"or auto alone")
+                             f"or {AUTO_OFFSETS} alone")
         offsets[source] = value
     return offsets
 
