@@ -88,7 +88,8 @@ paper: setup weights
 # without the other fake source (convert/tail.py): the full benchmark of the detector, then the
 # three side by side (held-out generators) without the per-image probes. The joined file raises the
 # diffusion tail's logit by 2 before the maximum (convert --tail_offset; chosen on validation, session 25;
-# --tail_offset auto, a rule of that kind for any run's tails, chooses 2.5 here: docs/results.md §2, session 26).
+# --tail_offset auto, a rule of that kind for any run's tails, chose 2.5 on two of three trainings:
+# docs/results.md §2-§3, session 26).
 FL := runs/fakelens/fakelens_none
 FL_EXPORT := --variants float32,int8_qat --qat_augment --qat_label_weight 0.75 --threshold_target source_fpr=0.05
 fakelens: setup weights
