@@ -31,8 +31,7 @@ import math
 import numpy as np
 import tf_keras
 
-from ela.images import read_image
-from ela.perturb import greyscale
+from ela.perturb import Changed, greyscale
 from train.configs import with_fields
 from train.data import DataError, Record, preprocess_records, select
 from train.experts import logit_layer, single_tail, tail_logits_model, tail_sources
@@ -85,17 +84,6 @@ def offset_tails(run: Run, offsets: dict[str, float]) -> Run:
         kernel, bias = layer.get_weights()
         layer.set_weights([kernel, bias + offset])
     return dataclasses.replace(run, model=model)
-
-
-class _Greyed:
-    """A preprocessing that turns each photo greyscale first (the invariance probe's definition)."""
-
-    def __init__(self, prep):
-        self.prep, self.input_size = prep, prep.input_size
-
-    def load(self, path):
-        img, sha = read_image(path)
-        return self.prep.apply(greyscale(img), sha)
 
 
 def tail_logits(model: tf_keras.Model, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -170,6 +158,7 @@ def auto_offsets(run: Run, records: list[Record], target: str) -> tuple[dict[str
     if len(set(y.tolist())) < 2:
         raise DataError(f"--tail_offset auto needs real and fake validation images of "
                         f"{', '.join(run.config.data.sources)}")
-    grey, *_ = preprocess_records(kept, _Greyed(prep), "greyscale validation images (tail offsets)")
+    grey, *_ = preprocess_records(kept, Changed(prep, lambda img, sha: greyscale(img)),
+                                  "greyscale validation images (tail offsets)")
     sources = np.array([r.source for r in kept])
     return choose_offsets(tail_logits(run.model, x), tail_logits(run.model, grey), y, sources, target)
