@@ -83,15 +83,16 @@ paper: setup weights
 	  --robustness none --invariance none --gradcam 0 --threads 1 --latency_runs 10
 
 # The recommended detector on ../shared/data, trained once, exported as float32 and as int8 after
-# quantisation-aware training, each file's operating point chosen on validation (<= 5% of every real
-# source called fake); and each of its two tails on its own, which is the leave-one-generator-out run
-# without the other fake source (convert/tail.py): the full benchmark of the detector, then the
+# quantisation-aware training, each file's operating point chosen on validation so that a new real
+# photo of each source is called fake with at most 5% chance (source_fpr_bound: the conformal rank,
+# one validation real fewer above the threshold than source_fpr=0.05; session 27); and each of its
+# two tails on its own, which is the leave-one-generator-out run without the other fake source (convert/tail.py): the full benchmark of the detector, then the
 # three side by side (held-out generators) without the per-image probes. The joined file raises the
 # diffusion tail's logit by 2 before the maximum (convert --tail_offset; chosen on validation, session 25;
 # --tail_offset auto, a rule of that kind for any run's tails, chose 2.5 on two of three trainings:
 # docs/results.md §2-§3, session 26).
 FL := runs/fakelens/fakelens_none
-FL_EXPORT := --variants float32,int8_qat --qat_augment --qat_label_weight 0.75 --threshold_target source_fpr=0.05
+FL_EXPORT := --variants float32,int8_qat --qat_augment --qat_label_weight 0.75 --threshold_target source_fpr_bound=0.05
 fakelens: setup weights
 	@[ -f $(FL)/model.keras ] || $(PY) -m train --config fakelens --data $(SHARED)/data --out $(FL)
 	@[ -f $(FL)/export/conversion.json ] || $(PY) -m convert --run $(FL) $(FL_EXPORT) --tail_offset sd21_faces=2

@@ -24,6 +24,7 @@ from convert.variants import CALIBRATION_SIZE, REFERENCE, shift_warnings, varian
 from train.configs import set_items
 from train.data import SPLITS, Record, manifest_file, manifest_sha256, select, source_licences
 from train.format_audit import STRONG, read_properties, shortcuts, strongest
+from train.metrics import describe_target
 
 if TYPE_CHECKING:  # only a type here: importing it would load TensorFlow for the card
     from train.run_folder import Run
@@ -198,7 +199,8 @@ def _preprocessing_section(info: ModelInfo, checks: Sequence[VariantCheck], thre
     if threshold_target is None:
         decision = f"p(fake) ≥ {info.threshold:g}"
     else:
-        decision = (f"p(fake) ≥ its own file's threshold, chosen on the validation split for {threshold_target}: "
+        decision = (f"p(fake) ≥ its own file's threshold, chosen on the validation split for {threshold_target} "
+                    f"({describe_target(threshold_target)}): "
                     + ", ".join(f"{c.variant} {c.threshold:g}" for c in checks))
     lines.append(f"- Output: softmax over {list(info.labels)}; the decision is fake when {decision}"
                  + (f" (threshold {info.baked_threshold:g} baked into the last layer: any client's top class is the "

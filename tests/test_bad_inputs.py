@@ -542,7 +542,7 @@ def test_debug_shows_the_traceback(model_files):
     assert "Traceback" in proc.stderr and "MetadataError" in proc.stderr and not error_lines(proc)
 
 
-@pytest.mark.parametrize("target", ["fpr=1.5", "fpr=-0.1", "fpr=high"])
+@pytest.mark.parametrize("target", ["fpr=1.5", "fpr=-0.1", "fpr=high", "source_fpr_bound=0", "fpr_bound=1"])
 def test_threshold_targets_outside_0_1_are_errors(target):
     from benchmark.metrics import threshold_for
     with pytest.raises(ValueError, match="must be a number in"):

@@ -190,10 +190,22 @@ def test_threshold_target_gives_each_file_the_threshold_benchmark_threshold_choo
         assert r["operating_point"] == {k: v for k, v in chosen.items() if k != "skipped"}
         assert chosen["val_fpr"] <= 0.2
         assert f"{variant} {r['threshold']:g}" in card
-    assert "chosen on the validation split for fpr=0.2" in card
+    assert "chosen on the validation split for fpr=0.2 (at most 20% of the validation real photos called fake)" in card
     assert "--threshold_target fpr=0.2" in card and "--threshold " not in card
     vs = reports["int8"]["vs_float32"]
     assert vs["n"] == 24 and 0.0 <= vs["decision_agreement"] <= 1.0
+
+
+def test_a_bound_the_validation_reals_cannot_give_fails_before_any_conversion(tiny_run, tmp_path):
+    """source_fpr_bound=0.01 needs 99 validation reals of each source; the demo data has far fewer,
+    so the export stops with one line that says so and writes nothing."""
+    out = tmp_path / "export"
+    proc = run_cli("convert", "--run", str(tiny_run), "--out", str(out), "--variants", "float32",
+                   "--threshold_target", "source_fpr_bound=0.01")
+    assert proc.returncode != 0
+    (line,) = error_lines(proc)
+    assert "source_fpr_bound=0.01" in line and "needs at least 99 real validation images" in line
+    assert "converting" not in proc.stdout and not list(out.glob("*.tflite"))
 
 
 def test_ela_in_graph_export_matches_python_preprocessing(tiny_run, tiny_export, tiny_ela_in_graph_export, demo_data,

@@ -3,6 +3,7 @@ import pytest
 
 from benchmark.metrics import (average_precision, bootstrap_interval, confusion, detection_metrics,
                                equal_error_rate, roc_auc, roc_curve, threshold_for, tpr_at_fpr)
+from train.metrics import allowed_false_positives, describe_target
 
 # reals score 0.1 and 0.6, fakes 0.4 and 0.9 (worked through by hand in the comments)
 Y = np.array([0, 0, 1, 1])
@@ -48,6 +49,55 @@ def test_source_fpr_threshold_keeps_every_real_source_within_the_rate():
     assert threshold_for(y, score, "source_fpr=0.25", sources) == pytest.approx(0.75)
     with pytest.raises(ValueError, match="needs each image's source"):
         threshold_for(y, score, "source_fpr=0.1")
+
+
+def test_fpr_bound_allows_one_real_fewer_than_the_rate_on_76_reals():
+    # 76 reals at 0.00 ... 0.75, fakes above: fpr=0.05 lets floor(3.8) = 3 reals through (0.73, 0.74,
+    # 0.75), the bound floor(0.05 * 77) - 1 = 2
+    y = np.array([0] * 76 + [1] * 4)
+    score = np.concatenate([np.arange(76) / 100, [0.8, 0.85, 0.9, 0.95]])
+    sources = np.array(["ciplab"] * 76 + ["gan"] * 4)
+    assert threshold_for(y, score, "fpr=0.05") == pytest.approx(0.73)
+    assert threshold_for(y, score, "fpr_bound=0.05") == pytest.approx(0.74)
+    assert threshold_for(y, score, "source_fpr_bound=0.05", sources) == pytest.approx(0.74)
+    assert allowed_false_positives("fpr_bound", 0.05, 19) == 0 and allowed_false_positives("fpr", 0.05, 19) == 0
+    assert allowed_false_positives("fpr_bound", 0.05, 18) == -1
+
+
+def test_each_target_says_what_it_promises():
+    assert describe_target("source_fpr_bound=0.05") == ("a new real photo of each validation source's kind called "
+                                                        "fake with at most 5% chance")
+    assert describe_target("fpr=0.2") == "at most 20% of the validation real photos called fake"
+    assert describe_target("source_fpr=0.025") == "at most 2.5% of each real source's validation photos called fake"
+    assert "balanced accuracy" in describe_target("balanced")
+
+
+def test_fpr_bound_holds_on_new_reals_where_the_rate_on_validation_does_not():
+    """The promise the bound makes: over many validation draws of 76 reals (with fakes scored densely
+    around them, as near a detector's threshold), the share of new reals of the same kind called
+    fake averages (k+1)/(n+1) — 3/77 with the bound, within the 5% asked, and 4/77 = 5.2% with
+    fpr=0.05, above it."""
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 76 + [1] * 1000)
+    shares = {"fpr=0.05": [], "fpr_bound=0.05": []}
+    for _ in range(2000):
+        val = np.append(rng.normal(size=76), rng.normal(1.5, 1.0, size=1000))
+        new = rng.normal(size=400)
+        for target in shares:
+            shares[target].append(np.mean(new >= threshold_for(y, val, target)))
+    assert np.mean(shares["fpr_bound=0.05"]) == pytest.approx(3 / 77, abs=0.002)
+    assert np.mean(shares["fpr=0.05"]) == pytest.approx(4 / 77, abs=0.002)
+
+
+def test_fpr_bound_refuses_a_source_too_small_to_give_it():
+    y = np.array([0] * 18 + [0] * 40 + [1])
+    score = np.arange(59) / 100
+    sources = np.array(["studio"] * 18 + ["news"] * 40 + ["gan"])
+    with pytest.raises(ValueError, match=r"real source 'studio'.*needs at least 19 real validation images, there are 18"):
+        threshold_for(y, score, "source_fpr_bound=0.05", sources)
+    assert threshold_for(y, score, "source_fpr=0.05", sources) == pytest.approx(0.58)
+    with pytest.raises(ValueError, match=r"in \(0, 1\)"):
+        threshold_for(y, score, "fpr_bound=0")
 
 
 def test_detection_metrics_carry_intervals_that_contain_the_estimate():

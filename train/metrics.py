@@ -52,44 +52,87 @@ def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.nda
             np.concatenate([[np.inf], thresholds]))
 
 
+TARGET_KINDS = ("fpr", "source_fpr", "fpr_bound", "source_fpr_bound")
+
+
 def parse_target(target: str) -> tuple[str, float | None]:
-    """A threshold target as (kind, false-positive rate): ("balanced", None), ("fpr", rate) or
-    ("source_fpr", rate), with the rate in [0, 1); anything else is a ValueError saying what to write."""
+    """A threshold target as (kind, false-positive rate): ("balanced", None) or (kind, rate) for a
+    kind of TARGET_KINDS, with the rate in [0, 1) (in (0, 1) for a bound); anything else is a
+    ValueError saying what to write."""
     kind, sep, text = target.partition("=")
     if kind == "balanced" and not sep:
         return kind, None
-    if kind not in ("fpr", "source_fpr") or not sep:
-        raise ValueError(f"unknown threshold target {target!r}: use 'balanced', 'fpr=<rate>' or "
-                         f"'source_fpr=<rate>'")
+    if kind not in TARGET_KINDS or not sep:
+        raise ValueError(f"unknown threshold target {target!r}: use 'balanced', 'fpr=<rate>', 'source_fpr=<rate>', "
+                         f"'fpr_bound=<rate>' or 'source_fpr_bound=<rate>'")
     try:
         rate = float(text)
     except ValueError:
         rate = float("nan")
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"threshold target {target!r}: the false-positive rate must be a number in [0, 1), "
-                         f"e.g. {kind}=0.05")
+    low_ok = rate > 0.0 if kind.endswith("_bound") else rate >= 0.0
+    if not (low_ok and rate < 1.0):
+        raise ValueError(f"threshold target {target!r}: the false-positive rate must be a number in "
+                         f"{'(0' if kind.endswith('_bound') else '[0'}, 1), e.g. {kind}=0.05")
     return kind, rate
+
+
+def describe_target(target: str) -> str:
+    """What a threshold chosen for `target` promises, in words (for model cards)."""
+    kind, rate = parse_target(target)
+    if kind == "balanced":
+        return "the highest balanced accuracy on the validation photos"
+    share = f"{rate * 100:g}%"
+    return {"fpr": f"at most {share} of the validation real photos called fake",
+            "source_fpr": f"at most {share} of each real source's validation photos called fake",
+            "fpr_bound": f"a new real photo called fake with at most {share} chance",
+            "source_fpr_bound": f"a new real photo of each validation source's kind called fake with at most "
+                                f"{share} chance"}[kind]
+
+
+def allowed_false_positives(kind: str, rate: float, n_real: int) -> int:
+    """How many of `n_real` validation reals a threshold for ("fpr" | "fpr_bound", rate) may call fake.
+    "fpr": k = ⌊rate·n⌋, the rate on these very reals. "fpr_bound": k = ⌊rate·(n+1)⌋ − 1, the
+    split-conformal rank. The lowest threshold that lets k reals through sits above the (k+1)-th
+    highest real score, and a new real photo exchangeable with these ranks uniformly among the n + 1,
+    so it is called fake with probability at most (k+1)/(n+1) — reached when fakes score densely
+    just above that real, as they do near a detector's threshold. The bound keeps that within the
+    rate; ⌊rate·n⌋ does not (76 reals at 0.05: k = 3, up to 4/77 = 5.2%; the bound allows 2, 3/77 =
+    3.9%). Negative when n is too small for the bound."""
+    if kind == "fpr_bound":
+        return math.floor(rate * (n_real + 1) + 1e-9) - 1
+    return math.floor(rate * n_real + 1e-9)
 
 
 def threshold_for(y_true: np.ndarray, score: np.ndarray, target: str, sources: np.ndarray | None = None) -> float:
     """A decision threshold chosen on (validation) scores: target "fpr=0.05" gives the lowest
     threshold whose false-positive rate stays within 5%; "source_fpr=0.05" the lowest that keeps
     it within 5% for every real source in `sources` (one per image) — so an easy real source
-    cannot hide a hard one; "balanced" maximises balanced accuracy."""
+    cannot hide a hard one; "fpr_bound=0.05" / "source_fpr_bound=0.05" the lowest that keeps the
+    chance of a new real photo (of each source) being called fake within 5%
+    (`allowed_false_positives`); "balanced" maximises balanced accuracy."""
     kind, rate = parse_target(target)
-    if kind == "source_fpr":
+    if kind.startswith("source_"):
         if sources is None:
             raise ValueError(f"threshold target {target!r} needs each image's source")
-        real_sources = sorted(set(sources[y_true == 0].tolist()))
-        per_source = [threshold_for(y_true[(y_true == 1) | (sources == s)], score[(y_true == 1) | (sources == s)],
-                                    f"fpr={rate}") for s in real_sources]
+        per_source = []
+        for s in sorted(set(sources[y_true == 0].tolist())):
+            mine = (y_true == 1) | (sources == s)
+            try:
+                per_source.append(threshold_for(y_true[mine], score[mine], f"{kind.removeprefix('source_')}={rate}"))
+            except ValueError as err:
+                raise ValueError(f"real source {s!r}: {err}") from None
         return max(per_source)
     fpr, tpr, thresholds = roc_curve(y_true, score)
     finite = np.isfinite(thresholds)
     if kind == "balanced":
         i = int(np.argmax(np.where(finite, (tpr + 1 - fpr) / 2, -1)))
     else:
-        ok = finite & (fpr <= rate + 1e-12)
+        n_real = int((y_true == 0).sum())
+        allowed = allowed_false_positives(kind, rate, n_real)
+        if allowed < 0:
+            raise ValueError(f"threshold target {target!r} needs at least {math.ceil(1 / rate - 1 - 1e-9)} real "
+                             f"validation images, there are {n_real}: use more, a larger rate, or fpr=<rate>")
+        ok = finite & (np.round(fpr * max(1, n_real)) <= allowed)
         if not ok.any():
             raise ValueError(f"no threshold keeps {target} on these scores (too many reals share the top "
                              f"scores) — relax the target or use 'balanced'")
