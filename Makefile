@@ -86,11 +86,12 @@ paper: setup weights
 # quantisation-aware training, each file's operating point chosen on validation so that a new real
 # photo of each source is called fake with at most 5% chance (source_fpr_bound: the conformal rank,
 # one validation real fewer above the threshold than source_fpr=0.05; session 27); and each of its
-# two tails on its own, which is the leave-one-generator-out run without the other fake source (convert/tail.py): the full benchmark of the detector, then the
-# three side by side (held-out generators) without the per-image probes. The joined file raises the
-# diffusion tail's logit by 2 before the maximum (convert --tail_offset; chosen on validation, session 25;
-# --tail_offset auto, a rule of that kind for any run's tails, chose 2.5 on two of three trainings:
-# docs/results.md §2-§3, session 26).
+# two tails on its own, which is the leave-one-generator-out run without the other fake source
+# (convert/tail.py): the full benchmark of the detector, then the three side by side (held-out
+# generators) without the per-image probes. The joined file raises the diffusion tail's logit by 2
+# before the maximum (convert --tail_offset; chosen on validation, session 25; --tail_offset auto, a
+# rule of that kind for any run's tails, chose 2.5 on two of three trainings at source_fpr=0.05, and
+# 2 on the shipped training at the bound: docs/results.md §2-§3, sessions 26-27).
 FL := runs/fakelens/fakelens_none
 FL_EXPORT := --variants float32,int8_qat --qat_augment --qat_label_weight 0.75 --threshold_target source_fpr_bound=0.05
 fakelens: setup weights

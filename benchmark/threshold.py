@@ -41,8 +41,9 @@ def define_flags() -> None:
     flags.DEFINE_string("data", "demo_data", "Dataset holding the model's validation split.")
     flags.DEFINE_string("target", "balanced", "'balanced' (max balanced accuracy), 'fpr=<rate>' (e.g. fpr=0.05: at most "
                         "5% of validation reals called fake), 'source_fpr=<rate>' (at most that rate for every real "
-                        "source), or 'fpr_bound=<rate>' / 'source_fpr_bound=<rate>' (at most that chance for a new real "
-                        "photo, pooled / of each source: the conformal rank, train.metrics.allowed_false_positives).")
+                        "source), or 'fpr_bound=<rate>' / 'source_fpr_bound=<rate>' (at most that chance for a "
+                        "new real photo, pooled / of each source: the conformal rank, "
+                        "train.metrics.allowed_false_positives).")
 
 
 def main(argv):

@@ -28,10 +28,11 @@ flags.DEFINE_float("threshold", 0.5, "Score threshold written into the metadata:
                    "(strictly between 0 and 1).", lower_bound=1e-9, upper_bound=1 - 1e-9)
 flags.DEFINE_string("threshold_target", None, "Instead of --threshold: choose each file's threshold on its own "
                     "scores on the run's validation split, as benchmark.threshold --target does: 'balanced', "
-                    "'fpr=<rate>' or 'source_fpr=<rate>' (e.g. source_fpr=0.05: at most 5% of every real source's validation "
-                    "photos called fake), or 'fpr_bound=<rate>' / 'source_fpr_bound=<rate>' (at most that chance for a "
-                    "NEW real photo of each source: one validation real fewer above the threshold, the conformal rank). "
-                    "A quantised file (int8_qat) then gets its own operating point in one run.")
+                    "'fpr=<rate>' or 'source_fpr=<rate>' (e.g. source_fpr=0.05: at most 5% of every real "
+                    "source's validation photos called fake), or 'fpr_bound=<rate>' / 'source_fpr_bound=<rate>' "
+                    "(at most that chance for a NEW real photo of each source: one validation real fewer above the "
+                    "threshold, the conformal rank). A quantised file (int8_qat) then gets its own operating point "
+                    "in one run.")
 flags.DEFINE_bool("bake_threshold", False, "Fold --threshold into the last layer, so that the top class is the "
                   "decision in any client (MediaPipe, Task Library): p(fake) >= 0.5 exactly when the unbaked "
                   "p(fake) >= threshold. The metadata's threshold becomes 0.5; files are named *_baked_*.")

@@ -93,7 +93,8 @@ def test_fpr_bound_refuses_a_source_too_small_to_give_it():
     y = np.array([0] * 18 + [0] * 40 + [1])
     score = np.arange(59) / 100
     sources = np.array(["studio"] * 18 + ["news"] * 40 + ["gan"])
-    with pytest.raises(ValueError, match=r"real source 'studio'.*needs at least 19 real validation images, there are 18"):
+    with pytest.raises(ValueError,
+                       match=r"real source 'studio'.*needs at least 19 real validation images, there are 18"):
         threshold_for(y, score, "source_fpr_bound=0.05", sources)
     assert threshold_for(y, score, "source_fpr=0.05", sources) == pytest.approx(0.58)
     with pytest.raises(ValueError, match=r"in \(0, 1\)"):
