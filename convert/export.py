@@ -37,7 +37,7 @@ from convert.variants import (AUTO_OFFSETS, CALIBRATION_SIZE, DEFAULT_VARIANTS, 
                               QAT_LEARNING_RATE, REFERENCE, agreement, check_threshold_target, check_variants,
                               parse_tail_offsets, shift_warnings, source_shift, variant)
 from train.data import DataError, Record, load_records, preprocess_records, select
-from train.metrics import operating_point, threshold_for
+from train.metrics import operating_point, require_enough_reals
 from train.io import atomic_write_bytes, atomic_write_json, atomic_write_text, make_folder
 from train.run_folder import Run, RunError, load_run
 
@@ -116,19 +116,6 @@ def export_folder(run_folder: str | Path, out: str | Path | None = None, tail: s
     return Path(out) if out else Path(run_folder) / ("export" if tail is None else f"export_tail_{tail}")
 
 
-def check_target_possible(val: list[Record], target: str, data: str) -> None:
-    """A DataError, before any work, when no scores could meet `target` on these validation images (a
-    bound needs enough reals of each source, train.metrics.allowed_false_positives): the target is
-    tried on scores that separate the classes perfectly, where nothing else can fail it."""
-    y = np.array([r.y for r in val])
-    if len(set(y.tolist())) < 2:
-        return  # the threshold step says which class is missing
-    try:
-        threshold_for(y, y.astype(float), target, np.array([r.source for r in val]))
-    except ValueError as err:
-        raise DataError(f"{data}: --threshold_target {target}: {err}") from None
-
-
 def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAULT_VARIANTS, data: str | None = None,
                threshold: float = 0.5, check_images: int = 100, ela_in_graph: bool = False,
                qat_epochs: int = QAT_EPOCHS, qat_learning_rate: float = QAT_LEARNING_RATE,
@@ -183,8 +170,13 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     out = make_folder(export_folder(run.folder, out, tail))  # fail before any work, not after
     data = data or run.summary["data"]["path"]
     records = load_records(data)
-    if threshold_target is not None:
-        check_target_possible(select(records, run.config.data.sources, ["val"]), threshold_target, data)
+    if threshold_target is not None:  # a bound the validation reals are too few for fails before any work
+        val_records = select(records, run.config.data.sources, ["val"])
+        try:
+            require_enough_reals(np.array([r.y for r in val_records]), threshold_target,
+                                 np.array([r.source for r in val_records]))
+        except ValueError as err:
+            raise DataError(f"{data}: --threshold_target {threshold_target}: {err}") from None
     offset_steps = None
     if tail_offsets == AUTO_OFFSETS:
         chosen, offset_steps = auto_offsets(run, records, threshold_target)

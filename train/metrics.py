@@ -103,6 +103,24 @@ def allowed_false_positives(kind: str, rate: float, n_real: int) -> int:
     return math.floor(rate * n_real + 1e-9)
 
 
+def require_enough_reals(y_true: np.ndarray, target: str, sources: np.ndarray | None = None) -> None:
+    """A ValueError when no scores at all could meet `target` on these labels: a bound needs at least
+    ⌈1/rate − 1⌉ real validation images (of each real source in `sources` for "source_fpr_bound"),
+    so that `allowed_false_positives` is not negative. Cheap: it reads labels, not scores, so an
+    export can check before any work."""
+    kind, rate = parse_target(target)
+    if not kind.endswith("_bound"):
+        return
+    real = y_true == 0
+    groups = ({f"real source {s!r}: ": sources[real] == s for s in sorted(set(sources[real].tolist()))}
+              if kind.startswith("source_") else {"": np.ones(int(real.sum()), bool)})
+    for prefix, mine in groups.items():
+        n_real = int(mine.sum())
+        if allowed_false_positives("fpr_bound", rate, n_real) < 0:
+            raise ValueError(f"{prefix}threshold target {target!r} needs at least {math.ceil(1 / rate - 1 - 1e-9)} "
+                             f"real validation images, there are {n_real}: use more, a larger rate, or fpr=<rate>")
+
+
 def threshold_for(y_true: np.ndarray, score: np.ndarray, target: str, sources: np.ndarray | None = None) -> float:
     """A decision threshold chosen on (validation) scores: target "fpr=0.05" gives the lowest
     threshold whose false-positive rate stays within 5%; "source_fpr=0.05" the lowest that keeps
@@ -111,9 +129,10 @@ def threshold_for(y_true: np.ndarray, score: np.ndarray, target: str, sources: n
     chance of a new real photo (of each source) being called fake within 5%
     (`allowed_false_positives`); "balanced" maximises balanced accuracy."""
     kind, rate = parse_target(target)
+    if kind.startswith("source_") and sources is None:
+        raise ValueError(f"threshold target {target!r} needs each image's source")
+    require_enough_reals(y_true, target, sources)
     if kind.startswith("source_"):
-        if sources is None:
-            raise ValueError(f"threshold target {target!r} needs each image's source")
         per_source = []
         for s in sorted(set(sources[y_true == 0].tolist())):
             mine = (y_true == 1) | (sources == s)
@@ -128,11 +147,7 @@ def threshold_for(y_true: np.ndarray, score: np.ndarray, target: str, sources: n
         i = int(np.argmax(np.where(finite, (tpr + 1 - fpr) / 2, -1)))
     else:
         n_real = int((y_true == 0).sum())
-        allowed = allowed_false_positives(kind, rate, n_real)
-        if allowed < 0:
-            raise ValueError(f"threshold target {target!r} needs at least {math.ceil(1 / rate - 1 - 1e-9)} real "
-                             f"validation images, there are {n_real}: use more, a larger rate, or fpr=<rate>")
-        ok = finite & (np.round(fpr * max(1, n_real)) <= allowed)
+        ok = finite & (np.round(fpr * max(1, n_real)) <= allowed_false_positives(kind, rate, n_real))
         if not ok.any():
             raise ValueError(f"no threshold keeps {target} on these scores (too many reals share the top "
                              f"scores) — relax the target or use 'balanced'")
