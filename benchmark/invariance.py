@@ -11,6 +11,7 @@ wrong, against those no probe changes (what `benchmark.predict --probes` tells a
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -36,17 +37,35 @@ PROBES: dict[str, Callable[[Image.Image], Image.Image]] = {
     "grey": greyscale,
 }
 PROBE_TEXT = ("png: lossless PNG re-save; jpeg95_444 / jpeg75_420: JPEG re-save at q95 4:4:4 / q75 4:2:0; "
-              "scaleF: rescaled by F before the model's own resize; crop0.9: 90% centre crop; flip: mirrored; "
-              "grey: greyscale in three equal channels")
+              "scaleF: rescaled by F before the model's own resize; cropF: centre crop of F of each side "
+              "(crop0.9: 90%); flip: mirrored; grey: greyscale in three equal channels")
+
+
+def probe_change(name: str) -> Callable[[Image.Image], Image.Image] | None:
+    """The change a probe name stands for: one of PROBES (the issue's set, the default), or any
+    other `scaleF` (F > 0) or `cropF` (0 < F < 1) — e.g. crop0.5, the centre half of each side,
+    which is how a photo cropped to the face reaches the model. None for an unknown name."""
+    if name in PROBES:
+        return PROBES[name]
+    kinds = (("scale", rescale, lambda f: 0 < f < math.inf), ("crop", crop, lambda f: 0 < f < 1))
+    for prefix, change, valid in kinds:
+        if name.startswith(prefix):
+            try:
+                factor = float(name[len(prefix):])
+            except ValueError:
+                return None
+            return (lambda img: change(img, factor)) if valid(factor) else None
+    return None
 
 
 def parse_probes(names: list[str]) -> list[str]:
     """Probe names from the --invariance flag, in the given order; ["none"] → none."""
     if [n.strip() for n in names] == ["none"]:
         return []
-    unknown = [n for n in names if n not in PROBES]
+    unknown = [n for n in names if probe_change(n) is None]
     if unknown:
-        raise ValueError(f"unknown invariance probe(s) {', '.join(unknown)}: use some of {', '.join(PROBES)}, or none")
+        raise ValueError(f"unknown invariance probe(s) {', '.join(unknown)}: use some of {', '.join(PROBES)}, "
+                         f"scaleF (F > 0) or cropF (0 < F < 1), or none")
     return list(dict.fromkeys(names))
 
 
@@ -71,8 +90,8 @@ def invariance_rows(models: dict[str, tuple[ModelInfo, TfliteModel]], sets: dict
         for name, (info, model) in models.items():
             key = prep_key(info.input_preprocessing)
             if key not in images:
-                x, _, kept, _ = preprocess_records(test_records, changed(info.input_preprocessing, PROBES[probe]),
-                                                   f"{probe} images")
+                probed_prep = changed(info.input_preprocessing, probe_change(probe))
+                x, _, kept, _ = preprocess_records(test_records, probed_prep, f"{probe} images")
                 images[key] = {r.path: img for r, img in zip(kept, x)}
             probed, original = score_images(model, images[key]), original_scores[name]
             facts = {"model": name, "variant": info.variant, "run": info.run, "probe": probe}

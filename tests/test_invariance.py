@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.invariance import PROBES, invariance_rows, max_flip_failures, parse_probes, render_invariance
+from benchmark.invariance import (PROBES, invariance_rows, max_flip_failures, parse_probes, probe_change,
+                                  render_invariance)
 from benchmark.scores import score_images
 from convert.metadata import ModelInfo
 from ela import Preprocessing
@@ -37,6 +38,18 @@ def test_probe_flag_parsing():
     assert parse_probes(["grey", "png", "grey"]) == ["grey", "png"]
     with pytest.raises(ValueError, match="unknown invariance probe"):
         parse_probes(["sepia"])
+    assert parse_probes(["crop0.5", "scale2", "grey"]) == ["crop0.5", "scale2", "grey"]
+    for bad in ("crop1.5", "crop0", "cropx", "scale0", "scale-1", "scaleinf", "scalenan"):
+        with pytest.raises(ValueError, match="cropF"):
+            parse_probes([bad])
+
+
+def test_parameterised_probes_crop_and_rescale_like_the_named_ones(colour_photo):
+    img, pixels = colour_photo, np.asarray(colour_photo)
+    assert np.array_equal(np.asarray(probe_change("crop0.90")(img)), np.asarray(PROBES["crop0.9"](img)))
+    close_up = probe_change("crop0.5")(img)  # the centre half of each side, at native resolution
+    assert close_up.size == (60, 50) and np.array_equal(np.asarray(close_up), pixels[25:75, 30:90])
+    assert probe_change("scale2")(img).size == (240, 200)
 
 
 class ColourDetector:
