@@ -128,7 +128,8 @@ def _row(verdict: Prediction, thumb, probes: bool) -> str:
         cells.append(f'<td class="error" colspan="{3 + (verdict.faces is not None) + probes}">'
                      f"{_esc(verdict.error)}</td>")
     else:
-        cells += [f'<td class="{_esc(verdict.label)}">{_esc(verdict.label)}</td>',
+        label = verdict.label + (" (uncertain)" if verdict.uncertain else "")
+        cells += [f'<td class="{_esc(verdict.label)}">{_esc(label)}</td>',
                   f'<td class="num">{verdict.p_fake:.3f}</td>', f'<td class="num">{verdict.threshold:.3f}</td>']
         if verdict.faces is not None:
             cells.append(f'<td class="path">{_esc(_faces_cell(verdict))}</td>')
@@ -154,6 +155,9 @@ def render_sheet(verdicts: Sequence[Prediction], thumbs: Sequence, model: str) -
                + f". Fake when p(fake) ≥ {threshold:.3f}, the model's threshold."
                + (" Each face found is judged on its own (red: fake, green: real); a photo is as fake as its "
                   "most fake face." if faces else "")
+               + (f" {sum(bool(v.uncertain) for v in verdicts)} verdict(s) uncertain: p(fake) close to the threshold, "
+                  "where the model's verdicts are least reliable." if any(v.uncertain is not None for v in verdicts)
+                  else "")
                + (f" {sum(bool(v.unsteady) for v in verdicts)} verdict(s) change under a probe (a re-save, rescale, "
                   "crop, mirror image or greyscale copy): doubt those." if probes else ""))
     rows = "\n".join(_row(v, t, probes) for v, t in zip(verdicts, thumbs))

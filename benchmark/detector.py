@@ -51,7 +51,9 @@ class Prediction:
     faces is None unless faces were looked for; then it lists them, `scored` says "faces"
     (label and p_fake are those of the most fake face) or "whole image" (no face was found).
     unsteady is None unless the probes were run (and for an error); then it names those under
-    which the label changes (empty: the verdict held under every probe)."""
+    which the label changes (empty: the verdict held under every probe). uncertain is None unless
+    the model carries a band of uncertain verdicts (ModelInfo.uncertain_band; and for an error);
+    then it says whether p_fake lies inside it, close to the threshold."""
 
     path: str
     label: str | None
@@ -61,13 +63,15 @@ class Prediction:
     faces: tuple[Face, ...] | None = None
     scored: str | None = None
     unsteady: tuple[str, ...] | None = None
+    uncertain: bool | None = None
 
     def to_dict(self) -> dict:
         row = asdict(self)
         if self.faces is None:
             del row["faces"], row["scored"]
-        if self.unsteady is None:
-            del row["unsteady"]
+        for optional in ("unsteady", "uncertain"):
+            if row[optional] is None:
+                del row[optional]
         return row
 
 
@@ -115,15 +119,17 @@ class Detector:
             unsteady = self._unsteady(judged_images, sha256, max(p_fakes)) if probes else None
         except ImageError as err:
             return Prediction(path, None, None, self.threshold, str(err), faces=() if faces else None)
+        uncertain = self.info.is_uncertain(max(p_fakes))
         if not faces:
-            return Prediction(path, self._label(p_fakes[0]), p_fakes[0], self.threshold, unsteady=unsteady)
+            return Prediction(path, self._label(p_fakes[0]), p_fakes[0], self.threshold, unsteady=unsteady,
+                              uncertain=uncertain)
         if not found:
             return Prediction(path, self._label(p_fakes[0]), p_fakes[0], self.threshold, faces=(),
-                              scored="whole image", unsteady=unsteady)
+                              scored="whole image", unsteady=unsteady, uncertain=uncertain)
         judged = tuple(Face(f.box, f.confidence, p, self._label(p)) for f, p in zip(found, p_fakes))
         worst = max(judged, key=lambda face: face.p_fake)
         return Prediction(path, worst.label, worst.p_fake, self.threshold, faces=judged, scored="faces",
-                          unsteady=unsteady)
+                          unsteady=unsteady, uncertain=uncertain)
 
     def _unsteady(self, judged_images: list, sha256: str, p_fake: float) -> tuple[str, ...]:
         """The probes under which the photo's label (that of its most fake judged image) changes."""

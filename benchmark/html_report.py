@@ -1,5 +1,5 @@
 """The benchmark result as one self-contained HTML page: tables, ROC curves, robustness,
-invariance, quantisation damage, latency and Grad-CAM galleries.
+invariance, uncertain verdicts, quantisation damage, latency and Grad-CAM galleries.
 
 Everything is inside the one file (inline CSS, plots and images as data: URIs, no scripts, no
 external links), so the page can be mailed, archived with a run or opened offline. Tables 1-2,
@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from convert.variants import REFERENCE
 from benchmark.invariance import render_invariance
 from benchmark.tables import render_detection, render_held_out, render_table
+from benchmark.uncertainty import render_uncertain
 from train.io import atomic_write_text
 
 CSS = """
@@ -184,6 +185,11 @@ def invariance_section(rows: list[dict]) -> list[tuple[str, str, str]]:
     return [_section("invariance", "Invariance", markdown_to_html(render_invariance(rows)))] if rows else []
 
 
+def uncertain_section(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """Uncertain verdicts and the errors among them (benchmark/uncertainty.py)."""
+    return [_section("uncertain", "Uncertain verdicts", markdown_to_html(render_uncertain(rows)))] if rows else []
+
+
 def _worst(item) -> str:
     """One of the worst-disagreeing images of a quantisation row, briefly: file name and numbers."""
     if not isinstance(item, dict):
@@ -283,6 +289,7 @@ def render_html(result: dict) -> str:
     models = result.get("models") or {}
     sections = (accuracy_section(models) + roc_section(models) + robustness_section(result.get("robustness") or [])
                 + invariance_section(result.get("invariance") or [])
+                + uncertain_section(result.get("uncertain") or [])
                 + quantization_section(result.get("quantization") or []) + latency_section(result.get("latency") or [])
                 + gradcam_section(result.get("gradcam") or {}))
     nav = " ".join(f'<a href="#{anchor}">{_esc(title)}</a>' for anchor, title, _ in sections)

@@ -174,12 +174,13 @@ def render_invariance(rows: list[dict]) -> str:
                   "|---|---:|---:|---:|---:|---:|"]
         for r in steadiness:
             n_steady, wrong = r["n"] - r["n_unsteady"], r["wrong_steady"] + r["wrong_unsteady"]
-            lines.append(f"| {r['model']} | {r['n']} | {r['n_unsteady']} ({_share(r['n_unsteady'], r['n'])}) | "
-                         f"{r['wrong_unsteady']} ({_share(r['wrong_unsteady'], r['n_unsteady'])}) | "
-                         f"{r['wrong_steady']} ({_share(r['wrong_steady'], n_steady)}) | "
-                         f"{r['wrong_unsteady']} of {wrong} ({_share(r['wrong_unsteady'], wrong)}) |")
+            lines.append(f"| {r['model']} | {r['n']} | {r['n_unsteady']} ({percent_of(r['n_unsteady'], r['n'])}) | "
+                         f"{r['wrong_unsteady']} ({percent_of(r['wrong_unsteady'], r['n_unsteady'])}) | "
+                         f"{r['wrong_steady']} ({percent_of(r['wrong_steady'], n_steady)}) | "
+                         f"{r['wrong_unsteady']} of {wrong} ({percent_of(r['wrong_unsteady'], wrong)}) |")
     return "\n".join(lines)
 
 
-def _share(part: int, whole: int) -> str:
+def percent_of(part: int, whole: int) -> str:
+    """part / whole as a percentage for a table; – when whole is 0."""
     return f"{part / whole:.1%}" if whole else "–"

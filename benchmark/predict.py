@@ -9,7 +9,9 @@ Examples:
 Per photo: the label, p(fake) and the threshold from the model's metadata (its preprocessing too).
 With --faces each face found is judged on its own (cropped like a training face; see
 benchmark/faces.py) and the photo is as fake as its most fake face; a photo without a face is
-judged whole and says so. --probes judges each photo again under the invariance probes (re-saves,
+judged whole and says so. A model exported with --threshold_target also marks uncertain
+verdicts: p(fake) close to its threshold, where its validation verdicts were least reliable
+(about 1 in 20 validation photos; on them 1 in 4 was wrong). --probes judges each photo again under the invariance probes (re-saves,
 rescales, a 90% crop, the mirror image, greyscale: changes that must not change a verdict) and
 names those that change it: such a verdict is unsteady, one to doubt. --html also writes a
 contact sheet: previews, face boxes, verdicts, sortable by p(fake). A photo that cannot be read
@@ -36,6 +38,7 @@ FORMATS = ("table", "json", "csv")
 COLUMNS = ("path", "label", "p_fake", "threshold", "error")
 FACE_COLUMNS = ("scored", "faces")  # added with --faces; a CSV "faces" cell holds the faces as JSON
 PROBE_COLUMN = "unsteady"  # added with --probes; a CSV cell holds the probe names joined by ";"
+UNCERTAIN_COLUMN = "uncertain"  # added when the model carries a band of uncertain verdicts (true/false)
 
 
 def expand_inputs(items: list[str]) -> list[str]:
@@ -73,23 +76,36 @@ def _unsteady_line(row: dict) -> list[str]:
     return [f"    unsteady: the verdict changes under {', '.join(row[PROBE_COLUMN])}"]
 
 
+def _uncertain_line(row: dict) -> list[str]:
+    """The table line under a photo's row when its verdict is uncertain."""
+    if not row.get(UNCERTAIN_COLUMN):
+        return []
+    return ["    uncertain: p(fake) is close to the threshold, where this model's verdicts are least reliable"]
+
+
 def render(rows: list[dict], fmt: str, probes: bool = False) -> str:
     """The verdicts as a terminal table, a JSON array or CSV (rows from `Prediction.to_dict`;
-    with `probes` every row has an "unsteady" field, None where the photo could not be read)."""
+    with `probes` every row has an "unsteady" field, None where the photo could not be read, and
+    with a model that carries a band of uncertain verdicts an "uncertain" field, the same way)."""
     faces = any("faces" in r for r in rows)
+    banded = any(UNCERTAIN_COLUMN in r for r in rows)
     if probes:
         rows = [{**r, PROBE_COLUMN: r.get(PROBE_COLUMN)} for r in rows]
+    if banded:
+        rows = [{**r, UNCERTAIN_COLUMN: r.get(UNCERTAIN_COLUMN)} for r in rows]
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, COLUMNS + (FACE_COLUMNS if faces else ()) + ((PROBE_COLUMN,) if probes else ()),
-                                lineterminator="\n")
+        writer = csv.DictWriter(buf, COLUMNS + (FACE_COLUMNS if faces else ()) + ((PROBE_COLUMN,) if probes else ())
+                                + ((UNCERTAIN_COLUMN,) if banded else ()), lineterminator="\n")
         writer.writeheader()
         for r in rows:
             cells = dict(r, faces=json.dumps(r["faces"], separators=(",", ":"))) if faces else dict(r)
             if probes:
                 cells[PROBE_COLUMN] = "" if r[PROBE_COLUMN] is None else ";".join(r[PROBE_COLUMN])
+            if banded:
+                cells[UNCERTAIN_COLUMN] = "" if r[UNCERTAIN_COLUMN] is None else str(r[UNCERTAIN_COLUMN]).lower()
             writer.writerow(cells)
         return buf.getvalue().rstrip("\n")
     width = max([len("photo")] + [len(r["path"]) for r in rows])
@@ -99,12 +115,13 @@ def render(rows: list[dict], fmt: str, probes: bool = False) -> str:
             lines.append(f"{r['path']:<{width}}  error: {r['error']}")
         else:
             lines.append(f"{r['path']:<{width}}  {r['label']:<5}  {r['p_fake']:7.3f}  {r['threshold']:9.3f}")
-        lines += _face_lines(r) + _unsteady_line(r)
+        lines += _face_lines(r) + _uncertain_line(r) + _unsteady_line(r)
     fake = sum(r["label"] == "fake" for r in rows)
     failed = sum(bool(r["error"]) for r in rows)
     lines.append(f"\n{len(rows)} photo(s): {fake} fake, {len(rows) - fake - failed} real"
                  + (f", {failed} could not be read" if failed else "")
                  + (f"; {sum(len(r['faces']) for r in rows)} face(s) judged" if faces else "")
+                 + (f"; {sum(bool(r[UNCERTAIN_COLUMN]) for r in rows)} verdict(s) uncertain" if banded else "")
                  + (f"; {sum(bool(r[PROBE_COLUMN]) for r in rows)} verdict(s) unsteady under the probes"
                     if probes else ""))
     return "\n".join(lines)
@@ -124,7 +141,8 @@ def define_flags() -> None:
     """Flags exist only when run as a command, so importing this module defines none."""
     flags.DEFINE_string("model", None, "A FakeLens .tflite file (exported by `python -m convert`).")
     flags.DEFINE_enum("format", "table", list(FORMATS), "table (for people), json (an array of objects with "
-                      "path, label, p_fake, threshold, error; with --faces also scored and faces) or csv, to stdout.")
+                      "path, label, p_fake, threshold, error; with --faces also scored and faces; uncertain when the "
+                      "model carries a band of uncertain verdicts) or csv, to stdout.")
     flags.DEFINE_bool("faces", False, "Find the faces first (MTCNN) and judge each one, cropped like a training "
                       "face; faces: box [x, y, w, h] in the photo's pixels, detector confidence, p_fake, label. "
                       "A photo without a face is judged whole (scored: \"whole image\").")

@@ -1,5 +1,6 @@
 """One benchmark run: every model on every test set, robustness to perturbations, invariance
-probes, quantisation damage, latency and memory, preprocessing cost, then the report files.
+probes, uncertain verdicts, quantisation damage, latency and memory, preprocessing cost, then the
+report files.
 
 Each model's preprocessing comes from its own metadata (`convert.metadata.read_model_info`),
 never from flags; models that share a preprocessing share the decoded, preprocessed images, and
@@ -25,6 +26,7 @@ from benchmark.quantization import quantization_rows, render_quantization
 from benchmark.robustness import CONDITIONS, render_robustness, robustness_rows
 from benchmark.scores import labelled, prep_key, score_images
 from benchmark.tables import TEST_SETS, render_detection, render_held_out, render_table
+from benchmark.uncertainty import render_uncertain, uncertain_rows
 from train.data import DataError, Record, load_records, preprocess_records, select, write_skipped
 from train.io import atomic_write_json, atomic_write_text
 
@@ -143,6 +145,7 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
     invariance = invariance_rows({name: (info, loaded[name]) for name, (_, info) in infos.items()},
                                  {name: recs for name, recs in sets.items() if recs}, test_records, list(probes),
                                  scores)
+    uncertain = uncertain_rows({name: info for name, (_, info) in infos.items()}, scores, test_records)
     quantization = quantization_rows({name: info for name, (_, info) in infos.items()}, scores, sets)
     balanced_records = [r for recs in balanced.values() for r in recs]
     gradcam = gradcam_galleries(infos, scores, balanced_records, gradcam_per_cell) if gradcam_per_cell else {}
@@ -162,7 +165,7 @@ def evaluate(models: list[Path], data: str, latency_threads=(1, 2), latency_runs
         row = preprocessing_latency(users[0][1].input_preprocessing, list(images[key])[:latency_runs])
         preprocessing.append(dict(row, models=[name for name, _ in users]))
     return {"data": str(Path(data).resolve()), "split": split, "models": results, "robustness": robustness,
-            "invariance": invariance,
+            "invariance": invariance, "uncertain": uncertain,
             "quantization": quantization, "gradcam": gradcam, "latency": add_ratios(latency),
             "preprocessing_latency": preprocessing,
             "skipped": skipped}
@@ -175,7 +178,7 @@ def write_report(result: dict, out: str | Path) -> str:
     out = Path(out)
     parts = [render_table(1, result["models"]), render_table(2, result["models"]), render_detection(result["models"]),
              render_held_out(result["models"]), render_robustness(result["robustness"]),
-             render_invariance(result.get("invariance", [])),
+             render_invariance(result.get("invariance", [])), render_uncertain(result.get("uncertain", [])),
              render_quantization(result["quantization"]), render_gradcam(result.get("gradcam", {})),
              render_latency(result["latency"]),
              render_preprocessing_latency(result["preprocessing_latency"])]

@@ -11,18 +11,14 @@ ranking metric is unchanged), but they are no longer the original probabilities.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ela import tf_env  # noqa: F401  (first: FakeLens' TensorFlow defaults, loaded without start-up noise)
 import tf_keras
 
+from train.metrics import logit
+
 FAKE_INDEX = 1  # the model's outputs are [p_real, p_fake] (train/model.py)
-
-
-def logit(p: float) -> float:
-    return math.log(p / (1.0 - p))
 
 
 def bake_threshold(model: tf_keras.Model, threshold: float) -> tf_keras.Model:
@@ -38,7 +34,7 @@ def bake_threshold(model: tf_keras.Model, threshold: float) -> tf_keras.Model:
     baked = tf_keras.models.clone_model(model)
     baked.set_weights(model.get_weights())
     kernel, bias = baked.layers[-1].get_weights()
-    shift = np.full(2, logit(threshold) / 2)
+    shift = np.full(2, float(logit(threshold)) / 2)
     shift[FAKE_INDEX] *= -1
     baked.layers[-1].set_weights([kernel, (bias.astype(np.float64) + shift).astype(bias.dtype)])
     return baked

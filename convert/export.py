@@ -144,6 +144,8 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
     `python -m benchmark.threshold` would choose it, instead of `threshold`: a quantised export
     whose scores sit lower than float32's at the same ranking (QAT's do) gets its own operating
     point in one conversion, not in a second one (a second QAT costs minutes).
+    Each file's metadata then also carries its band of uncertain verdicts, chosen on the same
+    scores (train.metrics.uncertain_band).
     With `tail` (a fake source of an experts run) only that tail is exported, as the run trained
     on the real sources and that source alone (convert/tail.py); the files get "_tail_<source>".
     With `tail_offsets` ({source: logit}) each of those tails of an experts run scores its logit plus
@@ -251,9 +253,10 @@ def export_run(folder: str | Path, out: str | Path | None = None, variants=DEFAU
                 report["operating_point"] = operating_point(op_y, tfl.probabilities(op_x)[:, 1], threshold_target,
                                                             op_sources)
                 report["threshold"] = report["operating_point"]["threshold"]
-                info = dataclasses.replace(info, threshold=report["threshold"])
+                band = tuple(report["operating_point"]["uncertain_band"])
+                info = dataclasses.replace(info, threshold=report["threshold"], uncertain_band=band)
                 print(f"{spec.name}: threshold {report['threshold']:.6f} for {threshold_target} on "
-                      f"{len(op_y)} validation images")
+                      f"{len(op_y)} validation images; uncertain when {band[0]:.4f} < p(fake) < {band[1]:.4f}")
             if qat_summary:
                 report["qat"] = qat_summary
             if offset_steps:

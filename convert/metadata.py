@@ -5,7 +5,7 @@ author, licence; the input's image properties and normalisation (mean 0, std 1: 
 RGB pixels 0..255 and rescales itself); the output's labels as an associated `labels.txt`; and
 everything a phone or the benchmark needs to preprocess exactly as in training — the
 `Preprocessing` (ELA parameters included), labels, score threshold (and the threshold baked into
-the scores, if any), and the facts the benchmark pairs and splits models by (the training run,
+the scores, if any, or the band of uncertain verdicts around it, if chosen), and the facts the benchmark pairs and splits models by (the training run,
 its protocol, the sources it trained on) — as an associated `fakelens.json`, repeated in the
 subgraph's custom metadata. `read_model_info` is the exact inverse; a model without these is a
 clear `MetadataError`. Exports of schema 1 (those facts in the free-form `extra`) are still read.
@@ -59,6 +59,8 @@ class ModelInfo:
     ela_in_graph: bool = False
     baked_threshold: float | None = None  # the threshold folded into the scores (`threshold` is then 0.5)
     mirror_average: bool = False  # the score is averaged over the image and its mirror image (convert/mirror.py)
+    uncertain_band: tuple[float, float] | None = None  # (low, high): low < p(fake) < high is an uncertain verdict
+    # (train.metrics.uncertain_band, chosen on validation by convert --threshold_target); None: not chosen
     description: str = "FakeLens: detects AI-generated (fake) vs real face images."
     version: str = __version__
     author: str = "FakeLens"
@@ -69,6 +71,14 @@ class ModelInfo:
     def input_preprocessing(self) -> Preprocessing:
         """What a caller does before invoking the model: everything except an in-graph ELA."""
         return dataclasses.replace(self.preprocessing, ela=None) if self.ela_in_graph else self.preprocessing
+
+    def is_uncertain(self, p_fake: float) -> bool | None:
+        """Whether a verdict at this p(fake) is uncertain (close to the threshold, where this
+        model's validation verdicts were least reliable); None when the model carries no band."""
+        if self.uncertain_band is None:
+            return None
+        low, high = self.uncertain_band
+        return low < p_fake < high
 
     @property
     def kind(self) -> tuple:
@@ -82,6 +92,7 @@ class ModelInfo:
                 "variant": self.variant, "labels": list(self.labels), "threshold": self.threshold,
                 "ela_in_graph": self.ela_in_graph, "baked_threshold": self.baked_threshold,
                 "mirror_average": self.mirror_average, "preprocessing": self.preprocessing.to_dict(),
+                "uncertain_band": None if self.uncertain_band is None else list(self.uncertain_band),
                 "version": self.version, "extra": self.extra}
 
     @classmethod
@@ -100,13 +111,14 @@ class ModelInfo:
             if labels != list(LABELS):
                 raise fields.FieldError(f"{INFO_FILE}.labels must be {list(LABELS)}, got {labels!r:.60}")
             extra = fields.mapping(d.get("extra", {}), f"{INFO_FILE}.extra")
+            threshold = fields.number(d, "threshold", INFO_FILE, 0.0, 1.0, open_interval=True)
             return cls(name=fields.text(d, "model_name", INFO_FILE), labels=LABELS,
                        preprocessing=Preprocessing.from_dict(d.get("preprocessing"), f"{INFO_FILE}.preprocessing"),
                        config=fields.text(d, "config", INFO_FILE, ""), run=fields.text(d, "run", INFO_FILE, ""),
                        protocol=fields.text(d, "protocol", INFO_FILE, ""),
                        train_sources=fields.texts(d, "train_sources", INFO_FILE, ()),
                        variant=fields.text(d, "variant", INFO_FILE, ""),
-                       threshold=fields.number(d, "threshold", INFO_FILE, 0.0, 1.0, open_interval=True),
+                       threshold=threshold, uncertain_band=uncertain_band(d, threshold),
                        ela_in_graph=fields.boolean(d, "ela_in_graph", INFO_FILE, False),
                        baked_threshold=baked_threshold(d),
                        mirror_average=fields.boolean(d, "mirror_average", INFO_FILE, False), description=description,
@@ -129,6 +141,20 @@ def baked_threshold(d: dict) -> float | None:
     if d.get("baked_threshold") is None:
         return None
     return fields.number(d, "baked_threshold", INFO_FILE, 0.0, 1.0, open_interval=True)
+
+
+def uncertain_band(d: dict, threshold: float) -> tuple[float, float] | None:
+    """fakelens.json's `uncertain_band`: null (or absent: older exports), or [low, high] with
+    0 <= low <= threshold <= high <= 1."""
+    band = d.get("uncertain_band")
+    if band is None:
+        return None
+    where = f"{INFO_FILE}.uncertain_band"
+    if not isinstance(band, list) or len(band) != 2:
+        raise fields.FieldError(f"{where} must be null or [low, high], got {band!r:.60}")
+    low = fields.number({"low": band[0]}, "low", where, 0.0, threshold)
+    high = fields.number({"high": band[1]}, "high", where, threshold, 1.0)
+    return low, high
 
 
 def _input_metadata(info: ModelInfo) -> fb.TensorMetadataT:
@@ -156,8 +182,10 @@ def _output_metadata(info: ModelInfo) -> fb.TensorMetadataT:
     meta = fb.TensorMetadataT()
     meta.name = "probability"
     meta.description = f"Softmax over {list(info.labels)}; fake when p(fake) >= {info.threshold}" + (
-        f" (threshold {info.baked_threshold} baked in: the top class is the decision)."
-        if info.baked_threshold is not None else ".")
+        f" (threshold {info.baked_threshold} baked in: the top class is the decision)"
+        if info.baked_threshold is not None else "") + (
+        f"; uncertain when {info.uncertain_band[0]:.4f} < p(fake) < {info.uncertain_band[1]:.4f}"
+        if info.uncertain_band is not None else "") + "."
     meta.content = fb.ContentT()
     meta.content.contentProperties = fb.FeaturePropertiesT()
     meta.content.contentPropertiesType = fb.ContentProperties.FeatureProperties

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from convert.metadata import CARD_FILE, INPUT_MEAN, INPUT_STD, ModelInfo
+from convert.metadata import CARD_FILE, INFO_FILE, INPUT_MEAN, INPUT_STD, ModelInfo
 from convert.variants import CALIBRATION_SIZE, REFERENCE, shift_warnings, variant
 from train.configs import set_items
 from train.data import SPLITS, Record, manifest_file, manifest_sha256, select, source_licences
 from train.format_audit import STRONG, read_properties, shortcuts, strongest
-from train.metrics import describe_target
+from train.metrics import UNCERTAIN_SHARE, describe_target
 
 if TYPE_CHECKING:  # only a type here: importing it would load TensorFlow for the card
     from train.run_folder import Run
@@ -75,6 +75,9 @@ class VariantCheck:
     max_abs_diff: float | None = None
     warnings: tuple[str, ...] = ()  # sources whose share called fake moved (variants.shift_warnings)
     threshold: float | None = None  # the decision threshold in this file's metadata
+    uncertain_band: tuple[float, float] | None = None  # the band of uncertain verdicts in its metadata
+    uncertain_val: tuple[int, int, int, int] | None = None  # on validation: images, uncertain, wrong among them,
+    # wrong among the rest
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,15 @@ def _preprocessing_section(info: ModelInfo, checks: Sequence[VariantCheck], thre
     lines.append(f"- Output: softmax over {list(info.labels)}; the decision is fake when {decision}"
                  + (f" (threshold {info.baked_threshold:g} baked into the last layer: any client's top class is the "
                     f"decision)." if info.baked_threshold is not None else "."))
+    banded = [c for c in checks if c.uncertain_band is not None]
+    if banded:
+        lines.append("- Uncertain verdicts: p(fake) strictly inside the file's band around its threshold, which holds "
+                     f"{UNCERTAIN_SHARE:.0%} of the validation verdicts (`uncertain_band` in {INFO_FILE}; "
+                     "`benchmark.predict` marks them): "
+                     + "; ".join(f"{c.variant} {c.uncertain_band[0]:.4f}–{c.uncertain_band[1]:.4f} (on validation "
+                                 f"{c.uncertain_val[2]} of {c.uncertain_val[1]} uncertain verdicts wrong, "
+                                 f"{c.uncertain_val[3]} of the other {c.uncertain_val[0] - c.uncertain_val[1]})"
+                                 for c in banded) + ".")
     return lines
 
 
@@ -398,6 +410,15 @@ def convert_command(run: Run, out: str | Path | None, variants: Sequence[str], d
     return shlex.join(args)
 
 
+def uncertain_facts(point: dict) -> dict:
+    """VariantCheck's uncertain-band fields from a conversion report's operating point."""
+    if "uncertain_band" not in point:
+        return {}
+    return {"uncertain_band": tuple(point["uncertain_band"]),
+            "uncertain_val": (point["n"], point["val_uncertain"], point["val_wrong_uncertain"],
+                              point["val_wrong_certain"])}
+
+
 def export_card(run: Run, records: Sequence[Record], data: str | Path, info: ModelInfo, reports: Sequence[dict],
                 export_folder: str | Path, convert_cmd: str) -> str:
     """The card of one export of `run`: `info` is the metadata its variants share, `reports` convert's checks."""
@@ -406,7 +427,7 @@ def export_card(run: Run, records: Sequence[Record], data: str | Path, info: Mod
                             run.config.data.balance)
     checks = tuple(VariantCheck(r["variant"], r["input_dtype"], r["output_dtype"], **r.get("vs_float32", {}),
                                 warnings=tuple(shift_warnings(r["variant"], r.get("by_source", {}))),
-                                threshold=r.get("threshold"))
+                                threshold=r.get("threshold"), **uncertain_facts(r.get("operating_point", {})))
                    for r in reports)
     target = next((r["operating_point"]["target"] for r in reports if "operating_point" in r), None)
     facts = CardFacts(run.name, info, run.config.data.protocol, tuple(Path(r["path"]).stem for r in reports),

@@ -23,6 +23,19 @@ IMAGENET_FILE = "mobilenet_1_0_224_tf_no_top.h5"
 
 
 @pytest.fixture(scope="session")
+def small_float_model() -> bytes:
+    """A minimal image → 2-way softmax .tflite without metadata (a graph this small converts fast)."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 64, 64, 3], tf.float32)])
+    def classify(x):
+        mean = tf.reduce_mean(x, axis=[1, 2, 3])[:, None] / 255.0
+        return tf.nn.softmax(tf.concat([mean, 1 - mean], axis=1))
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([classify.get_concrete_function()], classify).convert()
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "MANIFEST.csv").is_file():
         pytest.skip("../shared/data is absent")

@@ -267,3 +267,32 @@ def test_held_out_table_marks_trained_sources():
     assert "| a_int8 | train | 0.250 / 0.750 (n=4) |" in text and "| b_int8 | 0.250 / 0.750 (n=4) | train |" in text
 
 
+
+
+def test_uncertain_verdicts_are_counted_per_source_with_the_errors_among_them(bench):
+    """Only models that carry a band get rows (the tiny exports have none: no section); for one
+    that does, every test image is counted once per source and once in "all", inside the band
+    (low < p < high) or not, and wrong or not at the model's threshold."""
+    import dataclasses
+
+    from benchmark.html_report import render_html
+    from benchmark.uncertainty import render_uncertain, uncertain_rows
+    from ela import Preprocessing
+    from convert.metadata import ModelInfo
+    from train.data import Record
+    assert bench["result"]["uncertain"] == [] and "Uncertain verdicts" not in bench["report"]
+    records = [Record(Path(f"{s}_{i}.jpg"), label, s, "test", "0" * 64)
+               for s, label in (("real_a", "real"), ("fake_b", "fake")) for i in range(4)]
+    # real_a: 0.1 certain right, 0.55 uncertain wrong, 0.45 uncertain right, 0.95 certain wrong;
+    # fake_b: 0.9, 0.2 (certain wrong), 0.52 (uncertain right), 0.3 (certain wrong)
+    p = dict(zip((r.path for r in records), (0.1, 0.55, 0.45, 0.95, 0.9, 0.2, 0.52, 0.3)))
+    info = ModelInfo("m_float32", Preprocessing(64), threshold=0.5, uncertain_band=(0.4, 0.6))
+    rows = uncertain_rows({"m_float32": info, "plain": dataclasses.replace(info, uncertain_band=None)},
+                          {"m_float32": p, "plain": p}, records)
+    got = {r["group"]: (r["n"], r["n_uncertain"], r["wrong_uncertain"], r["wrong_certain"]) for r in rows}
+    assert got == {"fake_b": (4, 1, 0, 2), "real_a": (4, 2, 1, 1), "all": (8, 3, 1, 3)}
+    assert {r["model"] for r in rows} == {"m_float32"}
+    text = render_uncertain(rows)
+    assert "| m_float32 | 0.400–0.600 | all | 8 | 3 (37.5%) | 1 (33.3%) | 3 (60.0%) | 1 of 4 (25.0%) |" in text
+    page = render_html({"models": {}, "uncertain": rows})
+    assert 'id="uncertain"' in page and ">Uncertain verdicts</h2>" in page

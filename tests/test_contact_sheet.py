@@ -84,6 +84,17 @@ def test_sheet_shows_which_probes_change_a_verdict(verdicts):
     assert "<th>probes</th>" not in render_sheet(verdicts, [None] * 4, "m.tflite")
 
 
+def test_sheet_marks_uncertain_verdicts(verdicts):
+    import dataclasses
+    banded = [dataclasses.replace(verdicts[0], uncertain=False), dataclasses.replace(verdicts[1], uncertain=True),
+              verdicts[2]]  # the unreadable photo: nothing to be uncertain about
+    text = render_sheet(banded, [None] * 3, "m.tflite")
+    assert '<td class="fake">fake (uncertain)</td>' in text and '<td class="real">real</td>' in text
+    assert "1 verdict(s) uncertain: p(fake) close to the threshold" in text
+    plain = render_sheet(verdicts, [None] * 4, "m.tflite")  # a model without a band
+    assert "(uncertain)" not in plain and "verdict(s) uncertain" not in plain
+
+
 def test_preview_follows_exif_rotation_and_never_raises(tmp_path):
     wide = Image.new("RGB", (400, 200), (200, 10, 10))
     exif = Image.Exif()

@@ -8,19 +8,6 @@ from ela import ElaParams, FormatControl, Preprocessing
 from tests.conftest import TINY_CALIBRATION, TINY_ELA, error_lines, run_cli
 
 
-@pytest.fixture(scope="module")
-def small_float_model() -> bytes:
-    """A minimal image → 2-way softmax .tflite without metadata (a graph this small converts fast)."""
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec([1, 64, 64, 3], tf.float32)])
-    def classify(x):
-        mean = tf.reduce_mean(x, axis=[1, 2, 3])[:, None] / 255.0
-        return tf.nn.softmax(tf.concat([mean, 1 - mean], axis=1))
-
-    return tf.lite.TFLiteConverter.from_concrete_functions([classify.get_concrete_function()], classify).convert()
-
-
 def test_int8_export_is_integer_up_to_a_float_softmax(tiny_export):
     report = tiny_export["int8"]
     assert report["input_dtype"] == "uint8" and report["output_dtype"] == "float32"
@@ -123,6 +110,25 @@ def test_a_schema_1_export_is_read_with_its_run_protocol_and_sources_as_fields(s
     assert ModelInfo.from_json(info.to_json(), info.description, info.author, info.license) == info  # re-written as 2
 
 
+def test_an_uncertain_band_round_trips_and_says_which_verdicts_are_uncertain(small_float_model):
+    info = ModelInfo(name="m", preprocessing=Preprocessing(64), threshold=0.79, uncertain_band=(0.4, 0.95))
+    back = read_model_info(write_metadata(small_float_model, info))
+    assert back == info and back.to_json()["uncertain_band"] == [0.4, 0.95]
+    assert [back.is_uncertain(p) for p in (0.4, 0.41, 0.79, 0.949, 0.95, 0.2)] == [False, True, True, True, False, False]
+    plain = ModelInfo(name="m", preprocessing=Preprocessing(64))
+    assert plain.is_uncertain(0.5) is None and plain.to_json()["uncertain_band"] is None
+    older = {k: v for k, v in plain.to_json().items() if k != "uncertain_band"}  # exports before the band
+    assert ModelInfo.from_json(older).uncertain_band is None
+
+
+@pytest.mark.parametrize("band", [[0.8, 0.9], [0.1, 0.2], [0.1], [0.1, "0.9"], 0.3, [-0.1, 0.9], [0.1, 1.5]])
+def test_a_damaged_uncertain_band_is_refused_naming_the_field(band):
+    from convert.metadata import MetadataError
+    doc = dict(ModelInfo(name="m", preprocessing=Preprocessing(64), threshold=0.5).to_json(), uncertain_band=band)
+    with pytest.raises(MetadataError, match="uncertain_band"):
+        ModelInfo.from_json(doc)
+
+
 @pytest.mark.parametrize("change,words", [({"schema_version": 3}, "schema version 3 is not supported"),
                                           ({"schema_version": True}, "schema version True is not supported"),
                                           ({"extra": {"run": 7}}, "fakelens.json.run must be a string"),
@@ -146,9 +152,11 @@ def test_the_kotlin_readers_golden_metadata_reads_the_same_in_python():
     assert {doc["schema_version"] for _, doc, _ in docs} == {1, 2}
     for fname, doc, expected in docs:
         info = ModelInfo.from_json(doc)
-        got = (info.name, info.variant, info.threshold, info.run, info.protocol, list(info.train_sources))
-        assert got == tuple(expected[k] for k in ("model_name", "variant", "threshold", "run", "protocol",
-                                                  "train_sources")), fname
+        got = (info.name, info.variant, info.threshold, info.run, info.protocol, list(info.train_sources),
+               None if info.uncertain_band is None else list(info.uncertain_band))
+        assert got == tuple(expected.get(k) for k in ("model_name", "variant", "threshold", "run", "protocol",
+                                                      "train_sources", "uncertain_band")), fname
+    assert any("uncertain_band" in doc for _, doc, _ in docs)
 
 
 def test_convert_rejects_a_folder_that_is_not_a_run(tmp_path):
@@ -190,6 +198,10 @@ def test_threshold_target_gives_each_file_the_threshold_benchmark_threshold_choo
         assert r["operating_point"] == {k: v for k, v in chosen.items() if k != "skipped"}
         assert chosen["val_fpr"] <= 0.2
         assert f"{variant} {r['threshold']:g}" in card
+        # and the band of uncertain verdicts chosen on the same scores, in the metadata and the card
+        low, high = r["operating_point"]["uncertain_band"]
+        assert read_model_info(r["path"]).uncertain_band == (low, high) and low <= r["threshold"] <= high
+        assert f"{variant} {low:.4f}–{high:.4f}" in card
     assert "chosen on the validation split for fpr=0.2 (at most 20% of the validation real photos called fake)" in card
     assert "--threshold_target fpr=0.2" in card and "--threshold " not in card
     vs = reports["int8"]["vs_float32"]

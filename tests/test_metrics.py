@@ -3,7 +3,7 @@ import pytest
 
 from benchmark.metrics import (average_precision, bootstrap_interval, confusion, detection_metrics,
                                equal_error_rate, roc_auc, roc_curve, threshold_for, tpr_at_fpr)
-from train.metrics import allowed_false_positives, describe_target
+from train.metrics import allowed_false_positives, describe_target, logit, operating_point, uncertain_band
 
 # reals score 0.1 and 0.6, fakes 0.4 and 0.9 (worked through by hand in the comments)
 Y = np.array([0, 0, 1, 1])
@@ -111,3 +111,32 @@ def test_detection_metrics_carry_intervals_that_contain_the_estimate():
         assert low <= d[key] + 1e-9 and d[key] <= high + 1e-9 and high - low < 0.6, key
     assert d["n"] == 120 and sum(d["confusion"].values()) == 120
     assert bootstrap_interval(roc_auc, y, s) == bootstrap_interval(roc_auc, y, s)  # fixed seed
+
+
+def test_the_uncertain_band_holds_its_share_of_the_scores_symmetric_in_logits():
+    threshold = 0.8
+    distances = np.arange(1, 101) / 10  # 100 scores 0.1 .. 10 logits away from the threshold, alternately above
+    score = 1 / (1 + np.exp(-(logit(threshold) + distances * np.where(np.arange(100) % 2, 1, -1))))
+    low, high = uncertain_band(score, threshold, share=0.05)
+    assert logit(high) - logit(threshold) == pytest.approx(logit(threshold) - logit(low))  # symmetric in logits
+    assert logit(high) - logit(threshold) == pytest.approx(np.quantile(distances, 0.05))
+    inside = (score > low) & (score < high)
+    assert inside.sum() == 5 and low < threshold < high
+    # the band follows where the scores sit: the same scores twice as far out give a band twice as wide
+    wide = 1 / (1 + np.exp(-(logit(threshold) + 2 * distances * np.where(np.arange(100) % 2, 1, -1))))
+    assert logit(uncertain_band(wide, threshold, 0.05)[1]) - logit(threshold) == pytest.approx(
+        2 * (logit(high) - logit(threshold)))
+    with pytest.raises(ValueError, match="uncertain share"):
+        uncertain_band(score, threshold, share=0)
+
+
+def test_the_operating_point_counts_errors_inside_and_outside_its_uncertain_band():
+    y = np.array([0] * 50 + [1] * 50)
+    score = np.concatenate([np.linspace(0.01, 0.6, 50), np.linspace(0.45, 0.99, 50)])
+    point = operating_point(y, score, "balanced", np.array(["r"] * 50 + ["f"] * 50))
+    low, high = point["uncertain_band"]
+    inside = (score > low) & (score < high)
+    wrong = (score >= point["threshold"]) != (y == 1)
+    assert point["val_uncertain"] == inside.sum() == 5
+    assert (point["val_wrong_uncertain"], point["val_wrong_certain"]) == ((wrong & inside).sum(), (wrong & ~inside).sum())
+    assert point["val_wrong_uncertain"] + point["val_wrong_certain"] == wrong.sum() > 0

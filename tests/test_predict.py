@@ -134,3 +134,34 @@ def test_speed_command_spreads_its_limit_over_the_photos():
     from benchmark.predict_speed import spread
     paths = [f"{folder}/{i}.jpg" for folder in "abc" for i in range(4)]
     assert spread(paths, 3) == ["a/0.jpg", "b/0.jpg", "c/0.jpg"] and spread(paths, None) == paths == spread(paths, 50)
+
+
+def test_a_model_with_an_uncertain_band_marks_the_verdicts_inside_it(small_float_model, photos, tmp_path):
+    """The band in the metadata (convert --threshold_target) reaches every output: the API's
+    `uncertain`, JSON and CSV fields, the table's line and count; a model without one says nothing."""
+    from benchmark import Detector
+    from convert.metadata import ModelInfo, write_metadata
+    from ela import Preprocessing
+    plain = tmp_path / "plain.tflite"
+    plain.write_bytes(write_metadata(small_float_model, ModelInfo("m", Preprocessing(64))))
+    p_a = Detector(plain, threads=1).predict(photos / "a.jpg").p_fake
+    band = (max(0.0, p_a - 1e-4), min(1.0, p_a + 1e-4))  # around a.jpg's score, which is the threshold
+    banded = tmp_path / "banded.tflite"
+    banded.write_bytes(write_metadata(small_float_model, ModelInfo("m", Preprocessing(64), threshold=p_a,
+                                                                   uncertain_band=band)))
+    detector = Detector(banded, threads=1)
+    a, b = detector.predict(photos / "a.jpg"), detector.predict(photos / "trip" / "b.png")
+    assert a.uncertain is True and a.label == "fake"
+    assert b.uncertain is (band[0] < b.p_fake < band[1]) is False
+    assert detector.predict(photos / "broken.jpg").uncertain is None  # an error: nothing to be uncertain about
+    rows = json.loads(run_cli("benchmark.predict", "--model", str(banded), str(photos), "--format", "json").stdout)
+    assert [r.get("uncertain", "absent") for r in rows] == [True, None, False]
+    table = run_cli("benchmark.predict", "--model", str(banded), str(photos)).stdout
+    assert table.count("    uncertain: ") == 1 and "; 1 verdict(s) uncertain" in table
+    csv_rows = list(csv.DictReader(io.StringIO(
+        run_cli("benchmark.predict", "--model", str(banded), str(photos), "--format", "csv").stdout)))
+    assert [r["uncertain"] for r in csv_rows] == ["true", "", "false"]
+    unbanded = json.loads(run_cli("benchmark.predict", "--model", str(plain), str(photos), "--format", "json").stdout)
+    assert all("uncertain" not in r for r in unbanded)
+    table = run_cli("benchmark.predict", "--model", str(plain), str(photos)).stdout
+    assert "    uncertain: " not in table and "verdict(s) uncertain" not in table

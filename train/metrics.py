@@ -1,6 +1,7 @@
 """The statistics that training, the format audit and convert compute themselves: a proportion's
 95% Wilson interval, ROC AUC and curve, and the choice of a decision threshold on validation scores
-(`operating_point`, which `convert --threshold_target` and `benchmark.threshold` share).
+(`operating_point`, which `convert --threshold_target` and `benchmark.threshold` share) and the
+band of uncertain verdicts around it (`uncertain_band`).
 `benchmark.metrics` builds every other detection metric beside them (later stages import from
 earlier ones, never the other way round)."""
 from __future__ import annotations
@@ -155,12 +156,43 @@ def threshold_for(y_true: np.ndarray, score: np.ndarray, target: str, sources: n
     return float(thresholds[i])
 
 
+UNCERTAIN_SHARE = 0.05
+"""The share of its validation verdicts an export calls uncertain. On the shipped `fakelens`
+files (docs/results.md §2, session 29) that 5% held 7 of the 8 (float32) and 7 of the 9 (int8)
+validation errors: a verdict close to the threshold is wrong about 1 time in 4, one far from it
+about 1 in 300-600."""
+
+
+def logit(p) -> np.ndarray:
+    """log(p / (1 - p)), with p kept 1e-7 away from 0 and 1 so that it stays finite."""
+    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
+def uncertain_band(score: np.ndarray, threshold: float, share: float = UNCERTAIN_SHARE) -> tuple[float, float]:
+    """(low, high): the p(fake) interval around `threshold`, symmetric in logits, that holds `share`
+    of these (validation) scores; a verdict with low < p(fake) < high is uncertain. It needs no
+    labels: its width is where the scores sit, so a model that separates the classes widely gets
+    a narrow band. Logits, because p(fake) = sigmoid(logit) and a step in logit is the same step in
+    evidence at every p (a band in p would be narrow above a high threshold and wide below it)."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"the uncertain share must lie strictly between 0 and 1, got {share}")
+    centre = float(logit(threshold))
+    width = float(np.quantile(np.abs(logit(score) - centre), share))
+    return float(1 / (1 + np.exp(-(centre - width)))), float(1 / (1 + np.exp(-(centre + width))))
+
+
 def operating_point(y_true: np.ndarray, score: np.ndarray, target: str, sources: np.ndarray) -> dict:
     """The threshold `target` chooses on these (validation) scores, and what it does there: accuracy,
-    false- and true-positive rates, and the share of each source called fake."""
+    false- and true-positive rates, the share of each source called fake; and the band of uncertain
+    verdicts around it (`uncertain_band`), with how often those and the others are wrong there."""
     threshold = threshold_for(y_true, score, target, sources)
     fake = score >= threshold
+    low, high = uncertain_band(score, threshold)
+    uncertain, wrong = (score > low) & (score < high), fake != (y_true == 1)
     return {"threshold": threshold, "target": target, "n": int(len(y_true)),
             "val_accuracy": float(np.mean(fake == (y_true == 1))),
             "val_fpr": float(fake[y_true == 0].mean()), "val_tpr": float(fake[y_true == 1].mean()),
-            "called_fake_by_source": {s: float(fake[sources == s].mean()) for s in sorted(set(sources.tolist()))}}
+            "called_fake_by_source": {s: float(fake[sources == s].mean()) for s in sorted(set(sources.tolist()))},
+            "uncertain_band": [low, high], "val_uncertain": int(uncertain.sum()),
+            "val_wrong_uncertain": int((wrong & uncertain).sum()), "val_wrong_certain": int((wrong & ~uncertain).sum())}

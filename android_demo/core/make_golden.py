@@ -176,6 +176,9 @@ def metadata_documents() -> list[tuple[str, dict, dict]]:
         ("baked_int8.json", meta("fakelens_baked_int8", "int8", ElaParams(90, "auto", "full"), baked_threshold=0.62)),
         ("controlled_int8.json", meta("fakelens_gan_int8", "int8", None, sources=("gan_faces", "real_lfw", "sd21_faces"),
                                       protocol="controlled", run="gan_controlled")),
+        # `convert --threshold_target`: the band of uncertain verdicts around the threshold chosen with it
+        ("banded_float.json", meta("fakelens_fakelens_float32", "float32", None, threshold=0.79,
+                                   uncertain_band=[0.4, 0.95])),
     ]
     docs = [(fname, m, m) for fname, m in cases]
     docs += [(f"v1_{fname}", as_schema_1(m), dict(m, schema_version=1)) for fname, m in cases]
@@ -218,6 +221,7 @@ def real_export_case(g: Golden):
     model = tf.keras.Model(inp, tf.keras.layers.Dense(2, activation="softmax")(x))
     flat = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     info = ModelInfo(name="fakelens_tiny_float32", config="gan", variant="float32", threshold=0.42,
+                     uncertain_band=(0.3, 0.6),
                      run="tiny", protocol="controlled", train_sources=("gan_faces", "real_lfw"),
                      preprocessing=Preprocessing(32, ElaParams(85, 7.5, "resized")), extra={"note": "golden"})
     data = write_metadata(flat, info)

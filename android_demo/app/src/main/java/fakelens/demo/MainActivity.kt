@@ -134,7 +134,8 @@ class MainActivity : AppCompatActivity() {
             }
             result.onSuccess { c ->
                 val p = c.prediction
-                binding.verdict.text = String.format(Locale.US, "%s  (p_fake %.3f)", p.label.uppercase(Locale.US), p.pFake)
+                binding.verdict.text = String.format(Locale.US, "%s%s  (p_fake %.3f)", p.label.uppercase(Locale.US),
+                    if (p.uncertain == true) ", UNCERTAIN" else "", p.pFake)
                 binding.details.text = String.format(
                     Locale.US,
                     "p_real %.4f  p_fake %.4f  threshold %.2f\npreprocess %.1f ms  inference %.1f ms\nimage %dx%d, %d bytes, EXIF orientation %d",

@@ -91,6 +91,9 @@ data class ModelInfo(
     val run: String = "",
     val protocol: String = "",
     val trainSources: List<String> = emptyList(),
+    /** [low, high]: a verdict with low < pFake < high is uncertain (close to the threshold, where the
+     *  model's validation verdicts were least reliable; chosen by `convert --threshold_target`), or null. */
+    val uncertainBand: List<Double>? = null,
 ) {
     init {
         if (labels.size != 2) throw ModelInfoException("expected 2 labels [real, fake], got $labels")
@@ -98,7 +101,14 @@ data class ModelInfo(
         if (bakedThreshold != null && !(bakedThreshold > 0.0 && bakedThreshold < 1.0)) {
             throw ModelInfoException("baked_threshold must lie strictly between 0 and 1, got $bakedThreshold")
         }
+        if (uncertainBand != null && !(uncertainBand.size == 2 && uncertainBand[0] >= 0.0 &&
+                uncertainBand[0] <= threshold && threshold <= uncertainBand[1] && uncertainBand[1] <= 1.0)) {
+            throw ModelInfoException("uncertain_band must be [low, high] with 0 <= low <= threshold <= high <= 1, got $uncertainBand")
+        }
     }
+
+    /** Whether a verdict at [pFake] is uncertain; null when the model carries no band. */
+    fun isUncertain(pFake: Double): Boolean? = uncertainBand?.let { pFake > it[0] && pFake < it[1] }
 
     /** ELA the app must compute itself (null when the model takes plain RGB or computes ELA in-graph). */
     val elaOnDevice: ElaParams? get() = if (elaInGraph) null else preprocessing.ela
@@ -141,6 +151,8 @@ data class ModelInfo(
                 protocol = facts.string("protocol", ""),
                 trainSources = (facts["train_sources"] ?: emptyList<String>()).asList("train_sources")
                     .map { it as? String ?: throw ModelInfoException("train_sources must be strings") },
+                uncertainBand = d["uncertain_band"]?.asList("uncertain_band")
+                    ?.map { (it as? Number)?.toDouble() ?: throw ModelInfoException("uncertain_band must hold numbers, got $it") },
             )
         }
 

@@ -8,6 +8,8 @@ data class Prediction(
     val label: String,
     val isFake: Boolean,
     val threshold: Double,
+    /** Whether pFake is inside the model's uncertain band ([ModelInfo.isUncertain]); null when it has none. */
+    val uncertain: Boolean? = null,
 )
 
 /** Turning the model's output tensor into a [Prediction]. */
@@ -31,7 +33,8 @@ object Postprocess {
     }
 
     /** Probabilities [p_real, p_fake] (in the metadata's label order) → decision. */
-    fun decide(probs: DoubleArray, info: ModelInfo): Prediction = decide(probs, info.labels, info.threshold)
+    fun decide(probs: DoubleArray, info: ModelInfo): Prediction =
+        decide(probs, info.labels, info.threshold).let { it.copy(uncertain = info.isUncertain(it.pFake)) }
 
     fun decide(probs: DoubleArray, labels: List<String>, threshold: Double): Prediction {
         require(probs.size == labels.size) { "model output has ${probs.size} values, metadata names ${labels.size} labels" }

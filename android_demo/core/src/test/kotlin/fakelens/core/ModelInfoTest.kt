@@ -65,6 +65,19 @@ class ModelInfoTest {
         assertNull(ModelInfo.parse(sample.replace("\"ela_in_graph\": false", "\"ela_in_graph\": false, \"baked_threshold\": null")).bakedThreshold)
     }
 
+    @Test
+    fun `an uncertain band is read, and a verdict strictly inside it is uncertain`() {
+        val m = ModelInfo.parse(sample.replace("\"threshold\": 0.5", "\"threshold\": 0.5, \"uncertain_band\": [0.3, 0.8]"))
+        assertEquals(listOf(0.3, 0.8), m.uncertainBand)
+        assertEquals(true, m.isUncertain(0.31))
+        assertEquals(true, m.isUncertain(0.79))
+        assertEquals(false, m.isUncertain(0.3))
+        assertEquals(false, m.isUncertain(0.8))
+        assertEquals(false, m.isUncertain(0.95))
+        assertNull(ModelInfo.parse(sample).isUncertain(0.5)) // no band: nothing is said
+        assertNull(ModelInfo.parse(sample.replace("\"threshold\": 0.5", "\"threshold\": 0.5, \"uncertain_band\": null")).uncertainBand)
+    }
+
     /** Every fakelens.json make_golden.py wrote (from ela.Preprocessing.to_dict) maps onto ModelInfo. */
     @TestFactory
     fun `golden metadata documents`() = Golden.list("metadata").filter { it["container"] == null }.map { case ->
@@ -127,6 +140,10 @@ class ModelInfoTest {
         bad(sample.replace("\"threshold\": 0.5", "\"threshold\": 1.5"), "threshold")
         bad(sample.replace("\"threshold\": 0.5", "\"threshold\": 0.5, \"baked_threshold\": 1.0"), "baked_threshold")
         bad(sample.replace("\"threshold\": 0.5", "\"threshold\": 0.5, \"baked_threshold\": \"0.3\""), "baked_threshold")
+        bad(sample.replace("\"threshold\": 0.5", "\"threshold\": 0.5, \"uncertain_band\": [0.6, 0.9]"), "uncertain_band")
+        bad(sample.replace("\"threshold\": 0.5", "\"threshold\": 0.5, \"uncertain_band\": [0.3]"), "uncertain_band")
+        bad(sample.replace("\"threshold\": 0.5", "\"threshold\": 0.5, \"uncertain_band\": [0.3, \"0.8\"]"), "uncertain_band")
+        bad(sample.replace("\"threshold\": 0.5", "\"threshold\": 0.5, \"uncertain_band\": 0.3"), "uncertain_band")
         bad(sample.replace("[\"real\", \"fake\"]", "[\"real\"]"), "labels")
         bad(sample.replace("\"ela_in_graph\": false", "\"ela_in_graph\": \"no\""), "ela_in_graph")
         bad(sample.replace("\"format_control\": null", "\"format_control\": {\"quality_min\": 90, \"quality_max\": 80}"), "format-control")
@@ -144,6 +161,7 @@ class ModelInfoTest {
             assertEquals(e.double("threshold"), m.threshold)
             assertEquals(e["ela_in_graph"], m.elaInGraph)
             assertEquals((e["baked_threshold"] as Number?)?.toDouble(), m.bakedThreshold)
+            assertEquals((e["uncertain_band"] as List<Number>?)?.map { it.toDouble() }, m.uncertainBand)
             assertEquals(e["run"], m.run)
             assertEquals(e["protocol"], m.protocol)
             assertEquals(e["train_sources"], m.trainSources)

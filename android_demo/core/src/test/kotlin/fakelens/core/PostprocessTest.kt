@@ -45,6 +45,17 @@ class PostprocessTest {
     }
 
     @Test
+    fun `a model with an uncertain band says whether the verdict is inside it`() {
+        val banded = info(0.7).copy(uncertainBand = listOf(0.4, 0.9))
+        val near = Postprocess.decide(doubleArrayOf(0.2, 0.8), banded)
+        assertTrue(near.isFake)
+        assertEquals(true, near.uncertain)
+        assertEquals(false, Postprocess.decide(doubleArrayOf(0.05, 0.95), banded).uncertain)
+        assertEquals(false, Postprocess.decide(doubleArrayOf(0.7, 0.3), banded).uncertain)
+        assertEquals(null, Postprocess.decide(doubleArrayOf(0.2, 0.8), info(0.7)).uncertain)
+    }
+
+    @Test
     fun `labels come from the metadata, in its order`() {
         val p = Postprocess.decide(doubleArrayOf(0.9, 0.1), info(0.5, listOf("fake", "real")))
         assertEquals(0.9, p.pFake)
