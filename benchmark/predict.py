@@ -11,12 +11,12 @@ With --faces each face found is judged on its own (cropped like a training face;
 benchmark/faces.py) and the photo is as fake as its most fake face; a photo without a face is
 judged whole and says so. A model exported with --threshold_target also marks uncertain
 verdicts: p(fake) close to its threshold, where its validation verdicts were least reliable
-(about 1 in 20 validation photos; on them 1 in 4 was wrong). --probes judges each photo again under the invariance probes (re-saves,
-rescales, a 90% crop, the mirror image, greyscale: changes that must not change a verdict) and
-names those that change it: such a verdict is unsteady, one to doubt. --html also writes a
-contact sheet: previews, face boxes, verdicts, sortable by p(fake). A photo that cannot be read
-gets its error in its row and the others go on; the exit status is 0 unless every input failed
-(2). Folders are searched recursively for image files.
+(about 1 in 20 validation photos; on them 1 in 4 was wrong). --probes judges each photo again
+under the invariance probes (re-saves, rescales, a 90% crop, the mirror image, greyscale: changes
+that must not change a verdict) and names those that change it: such a verdict is unsteady, one
+to doubt. --html also writes a contact sheet: previews, face boxes, verdicts, sortable by
+p(fake). A photo that cannot be read gets its error in its row and the others go on; the exit
+status is 0 unless every input failed (2). Folders are searched recursively for image files.
 """
 from __future__ import annotations
 

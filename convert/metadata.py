@@ -5,10 +5,10 @@ author, licence; the input's image properties and normalisation (mean 0, std 1: 
 RGB pixels 0..255 and rescales itself); the output's labels as an associated `labels.txt`; and
 everything a phone or the benchmark needs to preprocess exactly as in training — the
 `Preprocessing` (ELA parameters included), labels, score threshold (and the threshold baked into
-the scores, if any, or the band of uncertain verdicts around it, if chosen), and the facts the benchmark pairs and splits models by (the training run,
-its protocol, the sources it trained on) — as an associated `fakelens.json`, repeated in the
-subgraph's custom metadata. `read_model_info` is the exact inverse; a model without these is a
-clear `MetadataError`. Exports of schema 1 (those facts in the free-form `extra`) are still read.
+the scores, if any, or the band of uncertain verdicts around it, if chosen), and the facts the
+benchmark pairs and splits models by (the training run, its protocol, the sources it trained
+on) — as an associated `fakelens.json`, repeated in the subgraph's custom metadata.
+`read_model_info` is the exact inverse; a model without these is a clear `MetadataError`. Exports of schema 1 (those facts in the free-form `extra`) are still read.
 """
 from __future__ import annotations
 

@@ -126,6 +126,12 @@ def test_the_uncertain_band_holds_its_share_of_the_scores_symmetric_in_logits():
     wide = 1 / (1 + np.exp(-(logit(threshold) + 2 * distances * np.where(np.arange(100) % 2, 1, -1))))
     assert logit(uncertain_band(wide, threshold, 0.05)[1]) - logit(threshold) == pytest.approx(
         2 * (logit(high) - logit(threshold)))
+    # int8 scores come in steps of 1/256: with 5% of them on the threshold the band is empty, not inverted
+    steps = np.array([0.75] * 10 + [0.5] * 90)
+    low, high = uncertain_band(steps, 0.75)
+    assert low == pytest.approx(0.75) == high and low <= 0.75 <= high and not ((steps > low) & (steps < high)).any()
+    low, high = uncertain_band(np.full(10, 1 - 1e-9), 1 - 1e-9)  # beyond logit's clip
+    assert low <= 1 - 1e-9 <= high
     with pytest.raises(ValueError, match="uncertain share"):
         uncertain_band(score, threshold, share=0)
 

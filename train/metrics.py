@@ -179,7 +179,9 @@ def uncertain_band(score: np.ndarray, threshold: float, share: float = UNCERTAIN
         raise ValueError(f"the uncertain share must lie strictly between 0 and 1, got {share}")
     centre = float(logit(threshold))
     width = float(np.quantile(np.abs(logit(score) - centre), share))
-    return float(1 / (1 + np.exp(-(centre - width)))), float(1 / (1 + np.exp(-(centre + width))))
+    low, high = 1 / (1 + np.exp(-(centre - width))), 1 / (1 + np.exp(-(centre + width)))
+    return min(float(low), threshold), max(float(high), threshold)  # rounding (or a clipped logit) never
+    # puts the threshold outside its own band, e.g. when 5% of int8 scores sit exactly on it (width 0)
 
 
 def operating_point(y_true: np.ndarray, score: np.ndarray, target: str, sources: np.ndarray) -> dict:
