@@ -97,6 +97,25 @@ def test_a_colour_grade_does_not_move_the_other_draws(photo):
                               np.asarray(dataclasses.replace(base, colour_p=1).apply(img, rng())))
 
 
+def test_a_native_patch_keeps_the_pixels_and_replaces_crop_and_rescale(photo):
+    """patch_p: a square window of patch_side pixels cut out at native resolution (the photo's own
+    pixels, no resampling) instead of the crop and the rescale; off, it moves no other view."""
+    img = Image.open(photo).convert("RGB")  # 160 x 120
+    rng = lambda: np.random.default_rng(5)  # noqa: E731
+    patcher = dataclasses.replace(NOTHING, patch_p=1, patch_side=(50, 90), crop_p=1, crop_min=0.9, rescale_p=1,
+                                  rescale_range=(0.5, 0.5))
+    patch = patcher.apply(img, rng())
+    assert patch.width == patch.height and 50 <= patch.width <= 90
+    pixels, found = np.asarray(img), np.asarray(patch)
+    assert any(np.array_equal(pixels[y:y + patch.height, x:x + patch.width], found)  # a window of the photo itself
+               for y in range(121 - patch.height) for x in range(161 - patch.width))
+    whole = dataclasses.replace(patcher, patch_side=(500, 500)).apply(img, rng())
+    assert whole.size == (120, 120)  # at most the shorter side
+    base = Augmentation()
+    assert np.array_equal(np.asarray(base.apply(img, rng())),  # patch_p 0 leaves every existing view as it was
+                          np.asarray(dataclasses.replace(base, patch_side=(224, 224)).apply(img, rng())))
+
+
 def test_change_rates_match_the_probabilities(photo):
     """Over many draws each change happens about as often as configured."""
     img = Image.open(photo).convert("RGB").resize((40, 30))
@@ -114,7 +133,8 @@ def test_change_rates_match_the_probabilities(photo):
 @pytest.mark.parametrize("field,value", [("views", 0), ("flip_p", 1.5), ("crop_min", 0.0),
                                          ("rescale_range", (2.0, 1.0)), ("jpeg_quality", (0, 90)),
                                          ("colour_p", -0.1), ("colour_range", (1.5, 1.1)),
-                                         ("gain_range", (0.0, 1.0))])
+                                         ("gain_range", (0.0, 1.0)), ("patch_p", 2.0), ("patch_side", (300, 200)),
+                                         ("patch_side", (0, 10))])
 def test_invalid_augmentation_settings_are_errors(field, value):
     with pytest.raises(ValueError, match=field):
         Augmentation(**{field: value})

@@ -29,6 +29,11 @@ class Augmentation:
     views: distinct augmented versions of each training image; epoch e trains on view e % views
         (each view's frozen-trunk activations are computed once, so epochs stay cheap).
     crop_p, crop_min: a window of a side fraction in [crop_min, 1] at a random place.
+    patch_p, patch_side: instead of that crop and the rescale, a square window of a side drawn
+        uniformly from patch_side pixels (at most the shorter side) at a random place, at the
+        image's own resolution: the model then sees its pixels nearly 1:1, as it sees a close-up
+        of a large photo, where the whole-image views only ever show them shrunk (SD 2.1's 768
+        px by 3.4x). Off by default.
     rescale_p, rescale_range: resize by a factor drawn log-uniformly from the range, never below
         min_side pixels on the short side.
     jpeg_p, jpeg_quality: re-save as JPEG with quality drawn uniformly from the range and a
@@ -43,6 +48,8 @@ class Augmentation:
     views: int = 4
     crop_p: float = 0.6
     crop_min: float = 0.8
+    patch_p: float = 0.0
+    patch_side: tuple[int, int] = (224, 336)
     rescale_p: float = 0.6
     rescale_range: tuple[float, float] = (0.4, 1.6)
     min_side: int = 64
@@ -60,12 +67,14 @@ class Augmentation:
     def __post_init__(self):
         if not (isinstance(self.views, int) and self.views >= 1):
             raise ValueError(f"augmentation views must be an integer >= 1, got {self.views!r}")
-        for name in ("crop_p", "rescale_p", "jpeg_p", "jpeg_twice_p", "flip_p", "grey_p", "blur_p",
+        for name in ("crop_p", "patch_p", "rescale_p", "jpeg_p", "jpeg_twice_p", "flip_p", "grey_p", "blur_p",
                      "colour_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"augmentation {name} must be a probability in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.crop_min <= 1.0:
             raise ValueError(f"augmentation crop_min must be in (0, 1], got {self.crop_min}")
+        if not 1 <= self.patch_side[0] <= self.patch_side[1]:
+            raise ValueError(f"augmentation patch_side must be 1 <= low <= high pixels, got {self.patch_side}")
         if not 0.0 < self.rescale_range[0] <= self.rescale_range[1]:
             raise ValueError(f"augmentation rescale_range must be 0 < low <= high, got {self.rescale_range}")
         if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
@@ -89,10 +98,14 @@ class Augmentation:
         radius = rng.uniform(*self.blur_radius)
         grade = np.exp(rng.uniform(*np.log(self.colour_range), 3))  # drawn last: older views stay as they were
         gains = rng.uniform(*self.gain_range, 3)
-        if happens[0] < self.crop_p:
-            img = crop(img, window, fx, fy)
-        if happens[1] < self.rescale_p:
-            img = rescale(img, max(factor, self.min_side / max(1, min(img.size))))
+        patch, side = rng.random(), rng.uniform(self.patch_side[0], self.patch_side[1])  # last, as the grade
+        if patch < self.patch_p:
+            img = native_patch(img, side, fx, fy)
+        else:
+            if happens[0] < self.crop_p:
+                img = crop(img, window, fx, fy)
+            if happens[1] < self.rescale_p:
+                img = rescale(img, max(factor, self.min_side / max(1, min(img.size))))
         if happens[7] < self.colour_p:
             img = colour_grade(img, *map(float, grade), tuple(map(float, gains)))
         if happens[2] < self.jpeg_p:
@@ -112,10 +125,18 @@ class Augmentation:
     @classmethod
     def from_dict(cls, d: dict) -> "Augmentation":
         d = dict(d)
-        for key in ("rescale_range", "jpeg_quality", "blur_radius", "colour_range", "gain_range"):
+        for key in ("patch_side", "rescale_range", "jpeg_quality", "blur_radius", "colour_range", "gain_range"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)
+
+
+def native_patch(img: Image.Image, side: float, fx: float, fy: float) -> Image.Image:
+    """The square window of `side` pixels (at most the shorter side) placed at (fx, fy) of the
+    free room, without resampling: the pixels keep their native resolution."""
+    size = max(1, min(round(side), img.width, img.height))
+    left, top = round((img.width - size) * fx), round((img.height - size) * fy)
+    return img.crop((left, top, left + size, top + size))
 
 
 def augmented(prep: Preprocessing, augmentation: Augmentation, seed: int, view: int) -> Changed:
