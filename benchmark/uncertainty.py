@@ -32,7 +32,7 @@ def uncertain_rows(infos: dict[str, ModelInfo], scores: dict[str, dict[Path, flo
             if not judged:
                 continue
             uncertain = [info.is_uncertain(p) for _, p in judged]
-            wrong = [(p >= info.threshold) != (r.label == "fake") for r, p in judged]
+            wrong = [(p >= info.threshold) != (r.y == 1) for r, p in judged]
             rows.append({"model": name, "variant": info.variant, "run": info.run, "group": group,
                          "band": list(info.uncertain_band), "n": len(judged), "n_uncertain": sum(uncertain),
                          "wrong_uncertain": sum(w and u for w, u in zip(wrong, uncertain)),

@@ -8,7 +8,8 @@ everything a phone or the benchmark needs to preprocess exactly as in training â
 the scores, if any, or the band of uncertain verdicts around it, if chosen), and the facts the
 benchmark pairs and splits models by (the training run, its protocol, the sources it trained
 on) â€” as an associated `fakelens.json`, repeated in the subgraph's custom metadata.
-`read_model_info` is the exact inverse; a model without these is a clear `MetadataError`. Exports of schema 1 (those facts in the free-form `extra`) are still read.
+`read_model_info` is the exact inverse; a model without these is a clear `MetadataError`.
+Exports of schema 1 (those facts in the free-form `extra`) are still read.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from tensorflow_lite_support.metadata.python import metadata as tflite_metadata
 
 from ela import Preprocessing, __version__, fields
 from convert.variants import REFERENCE
+from train.metrics import in_band
 from ela.files import MAX_MODEL_BYTES, FileProblem, read_regular
 
 INFO_FILE = "fakelens.json"
@@ -75,10 +77,7 @@ class ModelInfo:
     def is_uncertain(self, p_fake: float) -> bool | None:
         """Whether a verdict at this p(fake) is uncertain (close to the threshold, where this
         model's validation verdicts were least reliable); None when the model carries no band."""
-        if self.uncertain_band is None:
-            return None
-        low, high = self.uncertain_band
-        return low < p_fake < high
+        return None if self.uncertain_band is None else bool(in_band(p_fake, self.uncertain_band))
 
     @property
     def kind(self) -> tuple:

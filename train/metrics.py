@@ -184,6 +184,13 @@ def uncertain_band(score: np.ndarray, threshold: float, share: float = UNCERTAIN
     # puts the threshold outside its own band, e.g. when 5% of int8 scores sit exactly on it (width 0)
 
 
+def in_band(score, band: tuple[float, float]):
+    """Whether each score lies strictly inside `band` (low, high): the one definition of an
+    uncertain verdict (ModelInfo.is_uncertain and the Android core's isUncertain read it so)."""
+    low, high = band
+    return (np.asarray(score) > low) & (np.asarray(score) < high)
+
+
 def operating_point(y_true: np.ndarray, score: np.ndarray, target: str, sources: np.ndarray) -> dict:
     """The threshold `target` chooses on these (validation) scores, and what it does there: accuracy,
     false- and true-positive rates, the share of each source called fake; and the band of uncertain
@@ -191,7 +198,7 @@ def operating_point(y_true: np.ndarray, score: np.ndarray, target: str, sources:
     threshold = threshold_for(y_true, score, target, sources)
     fake = score >= threshold
     low, high = uncertain_band(score, threshold)
-    uncertain, wrong = (score > low) & (score < high), fake != (y_true == 1)
+    uncertain, wrong = in_band(score, (low, high)), fake != (y_true == 1)
     return {"threshold": threshold, "target": target, "n": int(len(y_true)),
             "val_accuracy": float(np.mean(fake == (y_true == 1))),
             "val_fpr": float(fake[y_true == 0].mean()), "val_tpr": float(fake[y_true == 1].mean()),
